@@ -1,0 +1,98 @@
+/*
+ * CPU twin of scatter, forward and backward, both written as gathers.
+ *
+ * Forward item = (row, chunk of positions): position t sums, level by level,
+ * the output of the level-l entry whose shifted span [j c + c - 1, j c + 2c - 2]
+ * holds t, i.e. j = (t + 1) / c - 1, found through the inverse map.
+ * Backward item = (row, head, chunk of slots): each entry sums the output
+ * gradient over its shifted span, clipped to N.
+ */
+#include <algorithm>
+#include <vector>
+
+#include "kernels_cpu.h"
+#include "numeric.h"
+
+namespace lighthouse {
+namespace {
+
+constexpr int64_t kSlotChunk = 64;
+constexpr int64_t kPosChunk = 64;
+
+template <typename T>
+void scatter_impl(const ScatterParams& p, const CpuExec& ex) {
+  using Acc = typename Scalar<T>::Acc;
+  const Geometry& g = p.g;
+  const int64_t chunks = (g.N + kPosChunk - 1) / kPosChunk;
+  ex.run(g.B * chunks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<Acc> acc(g.d);
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t chunk = item % chunks;
+      const int64_t b = item / chunks;
+      const int64_t t_end = std::min(g.N, (chunk + 1) * kPosChunk);
+      for (int64_t t = chunk * kPosChunk; t < t_end; ++t) {
+        for (int64_t h = 0; h < g.H; ++h) {
+          std::fill(acc.begin(), acc.end(), Acc(0));
+          const int32_t* inv = p.inv_ptr + (b * g.H + h) * g.P;
+          const T* rows = static_cast<const T*>(p.og.ptr) + b * p.og.batch_stride + h * p.og.head_stride;
+          for (int l = 0; l < g.L; ++l) {
+            const int64_t j = ((t + 1) >> (l * g.log2_p)) - 1;
+            if (j < 0) continue;
+            const int32_t slot = inv[g.level_offset[l] + j];
+            if (slot < 0) continue;
+            const T* row = rows + slot * p.og.seq_stride;
+            for (int64_t i = 0; i < g.d; ++i) acc[i] += Scalar<T>::load(row + i);
+          }
+          T* dst = static_cast<T*>(p.out.ptr) + b * p.out.batch_stride + h * p.out.head_stride +
+                   t * p.out.seq_stride;
+          for (int64_t i = 0; i < g.d; ++i) Scalar<T>::store(dst + i, acc[i]);
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void scatter_backward_impl(const ScatterBackwardParams& p, const CpuExec& ex) {
+  using Acc = typename Scalar<T>::Acc;
+  const Geometry& g = p.g;
+  const int64_t chunks = (g.S + kSlotChunk - 1) / kSlotChunk;
+  ex.run(g.B * g.H * chunks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<Acc> acc(g.d);
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t chunk = item % chunks;
+      const int64_t h = (item / chunks) % g.H;
+      const int64_t b = item / chunks / g.H;
+      const int32_t* entries = p.entries_ptr + (b * g.H + h) * g.S;
+      const T* src = static_cast<const T*>(p.dout.ptr) + b * p.dout.batch_stride + h * p.dout.head_stride;
+      const int64_t s_end = std::min(g.S, (chunk + 1) * kSlotChunk);
+      for (int64_t s = chunk * kSlotChunk; s < s_end; ++s) {
+        const int64_t pyr = entries[s];
+        const int l = g.level_of(pyr);
+        const int64_t c = g.span(l);
+        const int64_t t0 = (pyr - g.level_offset[l]) * c + c - 1;
+        const int64_t t1 = std::min(t0 + c, g.N);
+        std::fill(acc.begin(), acc.end(), Acc(0));
+        for (int64_t t = t0; t < t1; ++t) {
+          const T* row = src + t * p.dout.seq_stride;
+          for (int64_t i = 0; i < g.d; ++i) acc[i] += Scalar<T>::load(row + i);
+        }
+        T* dst = static_cast<T*>(p.dog.ptr) + b * p.dog.batch_stride + h * p.dog.head_stride +
+                 s * p.dog.seq_stride;
+        for (int64_t i = 0; i < g.d; ++i) Scalar<T>::store(dst + i, acc[i]);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void run_scatter_cpu(const ScatterParams& p, const CpuExec& ex) {
+  LH_CPU_DISPATCH(p.dtype, T, scatter_impl<T>(p, ex));
+}
+
+void run_scatter_backward_cpu(const ScatterBackwardParams& p, const CpuExec& ex) {
+  LH_CPU_DISPATCH(p.dtype, T, scatter_backward_impl<T>(p, ex));
+}
+
+}  // namespace lighthouse

@@ -1,0 +1,152 @@
+/*
+ * Parameters shared by every Lighthouse stage, on CPU and CUDA alike.
+ *
+ * Torch-free on purpose: raw pointers, element strides (int64) and sizes.
+ * The LibTorch glue in csrc/ops fills these structs; the CPU twins in
+ * kernels/cpu and the CUDA kernels in kernels/cuda read them.
+ *
+ * Conventions (names as in shared/LIGHTHOUSE.md):
+ *   token tensors   [B, N, heads, d]  (the model's layout), last dim contiguous
+ *   sub tensors     [B, H, S, d]      (the gathered sub-sequence), last dim contiguous
+ *   scores          [B, heads, P]     fp32, contiguous, pyramid index order
+ *   entries         [B, H, S]         int32 pyramid index of each slot, causal order
+ *   inv             [B, H, P]         int32 slot of each pyramid entry, or -1
+ * Positions t >= N (the padding up to N_pad) are zero tokens: they are never
+ * read or written, and their scores are 0.
+ */
+#pragma once
+
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define LH_HD __host__ __device__ __forceinline__
+#else
+#define LH_HD inline
+#endif
+
+namespace lighthouse {
+
+constexpr int kMaxLevels = 16;      // L <= kMaxLevels
+constexpr int kSelectPerLevel = 128;  // entries a tile selects at each level
+constexpr int kSelectHalf = 64;       // of which by q score, the rest by k score
+
+enum class DType : int32_t { kFloat32 = 0, kFloat64 = 1, kBFloat16 = 2, kFloat16 = 3 };
+
+// Geometry of one call. Filled by make_geometry (geometry.h); every stage
+// takes it by value inside its params.
+struct Geometry {
+  int64_t B = 0;      // batch rows
+  int64_t N = 0;      // real sequence length
+  int64_t N_pad = 0;  // N rounded up to a multiple of p^(L-1) * T
+  int64_t H = 0;      // query heads
+  int64_t H_kv = 0;   // key/value heads, H % H_kv == 0
+  int64_t d = 0;      // head dim
+  int32_t L = 0;      // levels, 2 <= L <= kMaxLevels
+  int32_t log2_p = 0; // pooling factor p = 1 << log2_p
+  int64_t k_top = 0;  // top-k budget, a multiple of 128
+  int64_t T = 0;      // tiles per row = k_top / 128
+  int64_t C = 0;      // coarsest entries per tile (>= 128)
+  int64_t E = 0;      // entries emitted per tile = C + (L-1) * p * 128
+  int64_t S = 0;      // sub-sequence length = T * E
+  int64_t P = 0;      // pyramid entries per row = sum_l N_pad / p^l
+  // pyr(l, j) = level_offset[l] + j; level_offset[L] == P.
+  int64_t level_offset[kMaxLevels + 1] = {};
+
+  LH_HD int64_t p() const { return int64_t{1} << log2_p; }
+  // Span of a level-l entry, c_l = p^l.
+  LH_HD int64_t span(int l) const { return int64_t{1} << (l * log2_p); }
+  // Entries at level l, N_l = N_pad / p^l.
+  LH_HD int64_t level_size(int l) const { return N_pad >> (l * log2_p); }
+  // Base positions per tile.
+  LH_HD int64_t tile_len() const { return N_pad / T; }
+  // Level of a pyramid index.
+  LH_HD int level_of(int64_t pyr) const {
+    int l = 0;
+    while (l + 1 < L && pyr >= level_offset[l + 1]) ++l;
+    return l;
+  }
+};
+
+// A token tensor [B, N, heads, d]; strides in elements, last dim contiguous.
+struct TokenTensor {
+  void* ptr = nullptr;
+  int64_t batch_stride = 0;
+  int64_t seq_stride = 0;
+  int64_t head_stride = 0;
+  int64_t heads = 0;
+};
+
+// A gathered sub-sequence tensor [B, H, S, d]; strides in elements, last dim contiguous.
+struct SubTensor {
+  void* ptr = nullptr;
+  int64_t batch_stride = 0;
+  int64_t head_stride = 0;
+  int64_t seq_stride = 0;
+};
+
+// Stage 1 and 2: per-token l2 norms (accumulated in fp64, rounded once to
+// fp32, NaN ranked as +inf), then per level the max over each span.
+// q_src/k_src are q and k for the norm scorer, the dilated scorer's two SDPA
+// outputs otherwise; their head counts may differ (GQA).
+struct ScoresParams {
+  Geometry g;
+  DType dtype = DType::kFloat32;
+  TokenTensor q_src;  // [B, N, Hq_src, d], read only
+  TokenTensor k_src;  // [B, N, Hk_src, d], read only
+  float* sq_ptr = nullptr;  // [B, q_src.heads, P]
+  float* sk_ptr = nullptr;  // [B, k_src.heads, P]
+};
+
+// Stage 3 and 4: the stratified cascade per (row, head, tile), entries in
+// causal order, and the inverse map.
+struct SelectParams {
+  Geometry g;
+  const float* sq_ptr = nullptr;  // [B, H, P]
+  const float* sk_ptr = nullptr;  // [B, sk_heads, P]; query head h uses sk head h / (H / sk_heads)
+  int64_t sk_heads = 0;
+  int32_t* entries_ptr = nullptr;  // [B, H, S] out
+  int32_t* inv_ptr = nullptr;      // [B, H, P] out
+};
+
+// Pool-on-gather, forward: qg[b, h, s] = mean of q over the span of entry s
+// (zero tokens past N count in the mean); k and v from kv head h / (H / H_kv).
+struct GatherParams {
+  Geometry g;
+  DType dtype = DType::kFloat32;
+  TokenTensor q, k, v;             // [B, N, H | H_kv, d], read only
+  SubTensor qg, kg, vg;            // [B, H, S, d] out
+  const int32_t* entries_ptr = nullptr;  // [B, H, S]
+};
+
+// Pool-on-gather, backward: dq[b, t, h] = sum over levels l of
+// dqg[b, h, inv(l, t / c_l)] / c_l; dk, dv also sum over the query heads of
+// their group. Fixed summation order: deterministic.
+struct GatherBackwardParams {
+  Geometry g;
+  DType dtype = DType::kFloat32;
+  SubTensor dqg, dkg, dvg;         // [B, H, S, d], read only
+  TokenTensor dq, dk, dv;          // [B, N, H | H_kv, d] out
+  const int32_t* inv_ptr = nullptr;  // [B, H, P]
+};
+
+// Scatter, forward, written as a gather: out[b, t, h] = sum over levels l of
+// og[b, h, inv(l, (t + 1) / c_l - 1)] (the causality shift c_l - 1).
+struct ScatterParams {
+  Geometry g;
+  DType dtype = DType::kFloat32;
+  SubTensor og;                    // [B, H, S, d], read only
+  TokenTensor out;                 // [B, N, H, d] out
+  const int32_t* inv_ptr = nullptr;  // [B, H, P]
+};
+
+// Scatter, backward: dog[b, h, s] = sum of dout over the shifted span of
+// entry s, [j c + c - 1, j c + 2c - 2] clipped to N.
+struct ScatterBackwardParams {
+  Geometry g;
+  DType dtype = DType::kFloat32;
+  TokenTensor dout;                // [B, N, H, d], read only
+  SubTensor dog;                   // [B, H, S, d] out
+  const int32_t* entries_ptr = nullptr;  // [B, H, S]
+};
+
+}  // namespace lighthouse

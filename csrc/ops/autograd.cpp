@@ -1,0 +1,82 @@
+#include "autograd.h"
+
+#include <ATen/Functions.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <vector>
+
+#include "../kernels/geometry.h"
+
+namespace lighthouse::detail {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+std::vector<int64_t> pack(const Geometry& g) { return {g.B, g.N, g.H, g.H_kv, g.d, g.L, g.log2_p, g.k_top}; }
+
+Geometry unpack(const AutogradContext* ctx) {
+  const std::vector<int64_t> v = ctx->saved_data.at("geometry").toIntVector();
+  return make_geometry(v[0], v[1], v[2], v[3], v[4], static_cast<int32_t>(v[5]), static_cast<int32_t>(v[6]), v[7]);
+}
+
+void save_plan(AutogradContext* ctx, const Plan& plan, const Geometry& g) {
+  ctx->save_for_backward({plan.entries, plan.inv});
+  ctx->saved_data["geometry"] = pack(g);
+}
+
+Plan saved_plan(AutogradContext* ctx) {
+  const variable_list saved = ctx->get_saved_variables();
+  return Plan{saved[0], saved[1]};
+}
+
+struct GatherFunction : torch::autograd::Function<GatherFunction> {
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               const at::Tensor& entries, const at::Tensor& inv, const Geometry& g) {
+    const Plan plan{entries, inv};
+    save_plan(ctx, plan, g);
+    auto [qg, kg, vg] = gather(q, k, v, plan, g);
+    return {qg, kg, vg};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const Geometry g = unpack(ctx);
+    at::TensorOptions opts;
+    for (const auto& t : grads) {
+      if (t.defined()) opts = t.options();
+    }
+    for (auto& t : grads) {
+      if (!t.defined()) t = at::zeros({g.B, g.H, g.S, g.d}, opts);
+    }
+    auto [dq, dk, dv] = gather_backward(grads[0], grads[1], grads[2], saved_plan(ctx), g);
+    return {dq, dk, dv, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+struct ScatterFunction : torch::autograd::Function<ScatterFunction> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& og, const at::Tensor& entries,
+                            const at::Tensor& inv, const Geometry& g) {
+    const Plan plan{entries, inv};
+    save_plan(ctx, plan, g);
+    return scatter(og, plan, g);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    return {scatter_backward(grads[0], saved_plan(ctx), unpack(ctx)), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> gather_autograd(const at::Tensor& q, const at::Tensor& k,
+                                                               const at::Tensor& v, const Plan& plan,
+                                                               const Geometry& g) {
+  const variable_list out = GatherFunction::apply(q, k, v, plan.entries, plan.inv, g);
+  return {out[0], out[1], out[2]};
+}
+
+at::Tensor scatter_autograd(const at::Tensor& og, const Plan& plan, const Geometry& g) {
+  return ScatterFunction::apply(og, plan.entries, plan.inv, g);
+}
+
+}  // namespace lighthouse::detail

@@ -1,0 +1,192 @@
+#include "stages.h"
+
+#include <ATen/Functions.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+#include <c10/util/Exception.h>
+
+#include "checks.h"
+#include "sdpa.h"
+#include "../kernels/cpu/kernels_cpu.h"
+
+#ifdef LIGHTHOUSE_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include "../kernels/cuda/kernels_cuda.h"
+#endif
+
+namespace lighthouse::detail {
+namespace {
+
+const CpuExec& cpu_exec() {
+  static const CpuExec ex{[](int64_t n, int64_t grain, const CpuExec::Body& body) {
+    at::parallel_for(0, n, grain, body);
+  }};
+  return ex;
+}
+
+// Runs the CPU twin or the CUDA kernel of a stage for tensors on `device`.
+template <typename Params, typename CpuFn, typename CudaFn>
+void launch(const at::Device& device, const Params& params, CpuFn cpu_fn, CudaFn cuda_fn) {
+  if (device.is_cpu()) {
+    cpu_fn(params, cpu_exec());
+    return;
+  }
+#ifdef LIGHTHOUSE_WITH_CUDA
+  if (device.is_cuda()) {
+    c10::cuda::CUDAGuard guard(device);
+    cuda_fn(params, at::cuda::getCurrentCUDAStream(device.index()).stream());
+    return;
+  }
+#else
+  (void)cuda_fn;
+#endif
+  TORCH_CHECK(false, "lighthouse: no kernels for device ", device,
+              device.is_cuda() ? " (this build has no CUDA support)" : "");
+}
+
+#ifdef LIGHTHOUSE_WITH_CUDA
+#define LH_CUDA_FN(name) [](const auto& prm, cudaStream_t s) { name(prm, s); }
+#else
+#define LH_CUDA_FN(name) [](const auto&, void*) {}
+#endif
+
+at::TensorOptions int_opts(const at::Device& device) { return at::TensorOptions().dtype(at::kInt).device(device); }
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> pyramid_scores(const at::Tensor& q_src_in, const at::Tensor& k_src_in,
+                                                  const Geometry& g) {
+  const at::Tensor q_src = last_dim_contiguous(q_src_in);
+  const at::Tensor k_src = last_dim_contiguous(k_src_in);
+  const auto f32 = at::TensorOptions().dtype(at::kFloat).device(q_src.device());
+  at::Tensor sq = at::empty({g.B, q_src.size(2), g.P}, f32);
+  at::Tensor sk = at::empty({g.B, k_src.size(2), g.P}, f32);
+  ScoresParams p;
+  p.g = g;
+  p.dtype = to_dtype(q_src);
+  p.q_src = token_tensor(q_src);
+  p.k_src = token_tensor(k_src);
+  p.sq_ptr = sq.data_ptr<float>();
+  p.sk_ptr = sk.data_ptr<float>();
+  launch(q_src.device(), p, run_scores_cpu, LH_CUDA_FN(run_scores));
+  return {sq, sk};
+}
+
+Plan make_plan(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Geometry& g,
+               const Options& o) {
+  at::NoGradGuard no_grad;
+  at::Tensor sq, sk;
+  if (o.scorer == Scorer::kNorm) {
+    std::tie(sq, sk) = pyramid_scores(q, k, g);
+  } else {
+    at::Tensor q_src, k_src;
+    std::tie(q_src, k_src) = dilated_score_sources(q, k, v, g, o);
+    std::tie(sq, sk) = pyramid_scores(q_src, k_src, g);
+  }
+  Plan plan{at::empty({g.B, g.H, g.S}, int_opts(q.device())), at::empty({g.B, g.H, g.P}, int_opts(q.device()))};
+  SelectParams p;
+  p.g = g;
+  p.sq_ptr = sq.data_ptr<float>();
+  p.sk_ptr = sk.data_ptr<float>();
+  p.sk_heads = sk.size(1);
+  p.entries_ptr = plan.entries.data_ptr<int32_t>();
+  p.inv_ptr = plan.inv.data_ptr<int32_t>();
+  launch(q.device(), p, run_select_cpu, LH_CUDA_FN(run_select));
+  return plan;
+}
+
+Plan plan_from_entries(const at::Tensor& entries, const Geometry& g, const at::Device& device) {
+  at::NoGradGuard no_grad;
+  TORCH_CHECK(entries.scalar_type() == at::kLong, "lighthouse: entries must be int64, got ",
+              entries.scalar_type());
+  TORCH_CHECK(entries.device() == device, "lighthouse: entries must be on ", device, " like q, got ",
+              entries.device());
+  TORCH_CHECK(entries.dim() == 3 && entries.size(0) == g.B && entries.size(1) == g.H && entries.size(2) == g.S,
+              "lighthouse: entries must be [B, H, S] = [", g.B, ", ", g.H, ", ", g.S, "], got ", entries.sizes());
+  Plan plan;
+  plan.entries = entries.to(at::kInt).contiguous();
+  plan.inv = at::full({g.B, g.H, g.P}, -1, int_opts(device));
+  if (entries.numel() == 0) return plan;
+  const int64_t lo = entries.min().item<int64_t>();
+  const int64_t hi = entries.max().item<int64_t>();
+  TORCH_CHECK(lo >= 0 && hi < g.P, "lighthouse: entries must be pyramid indices in [0, ", g.P, "), got [", lo,
+              ", ", hi, "]");
+  const at::Tensor slots = at::arange(g.S, int_opts(device)).expand({g.B, g.H, g.S}).contiguous();
+  plan.inv.scatter_(2, entries, slots);
+  TORCH_CHECK(plan.inv.gather(2, entries).equal(slots), "lighthouse: entries must not repeat a pyramid index");
+  return plan;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> gather(const at::Tensor& q_in, const at::Tensor& k_in,
+                                                      const at::Tensor& v_in, const Plan& plan, const Geometry& g) {
+  const at::Tensor q = last_dim_contiguous(q_in), k = last_dim_contiguous(k_in), v = last_dim_contiguous(v_in);
+  const auto opts = q.options();
+  at::Tensor qg = at::empty({g.B, g.H, g.S, g.d}, opts);
+  at::Tensor kg = at::empty({g.B, g.H, g.S, g.d}, opts);
+  at::Tensor vg = at::empty({g.B, g.H, g.S, g.d}, opts);
+  GatherParams p;
+  p.g = g;
+  p.dtype = to_dtype(q);
+  p.q = token_tensor(q);
+  p.k = token_tensor(k);
+  p.v = token_tensor(v);
+  p.qg = sub_tensor(qg);
+  p.kg = sub_tensor(kg);
+  p.vg = sub_tensor(vg);
+  p.entries_ptr = plan.entries.data_ptr<int32_t>();
+  launch(q.device(), p, run_gather_cpu, LH_CUDA_FN(run_gather));
+  return {qg, kg, vg};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> gather_backward(const at::Tensor& dqg_in, const at::Tensor& dkg_in,
+                                                               const at::Tensor& dvg_in, const Plan& plan,
+                                                               const Geometry& g) {
+  const at::Tensor dqg = last_dim_contiguous(dqg_in), dkg = last_dim_contiguous(dkg_in),
+                   dvg = last_dim_contiguous(dvg_in);
+  const auto opts = dqg.options();
+  at::Tensor dq = at::empty({g.B, g.N, g.H, g.d}, opts);
+  at::Tensor dk = at::empty({g.B, g.N, g.H_kv, g.d}, opts);
+  at::Tensor dv = at::empty({g.B, g.N, g.H_kv, g.d}, opts);
+  GatherBackwardParams p;
+  p.g = g;
+  p.dtype = to_dtype(dqg);
+  p.dqg = sub_tensor(dqg);
+  p.dkg = sub_tensor(dkg);
+  p.dvg = sub_tensor(dvg);
+  p.dq = token_tensor(dq);
+  p.dk = token_tensor(dk);
+  p.dv = token_tensor(dv);
+  p.inv_ptr = plan.inv.data_ptr<int32_t>();
+  launch(dqg.device(), p, run_gather_backward_cpu, LH_CUDA_FN(run_gather_backward));
+  return {dq, dk, dv};
+}
+
+at::Tensor scatter(const at::Tensor& og_in, const Plan& plan, const Geometry& g) {
+  const at::Tensor og = last_dim_contiguous(og_in);
+  at::Tensor out = at::empty({g.B, g.N, g.H, g.d}, og.options());
+  ScatterParams p;
+  p.g = g;
+  p.dtype = to_dtype(og);
+  p.og = sub_tensor(og);
+  p.out = token_tensor(out);
+  p.inv_ptr = plan.inv.data_ptr<int32_t>();
+  launch(og.device(), p, run_scatter_cpu, LH_CUDA_FN(run_scatter));
+  return out;
+}
+
+at::Tensor scatter_backward(const at::Tensor& dout_in, const Plan& plan, const Geometry& g) {
+  const at::Tensor dout = last_dim_contiguous(dout_in);
+  at::Tensor dog = at::empty({g.B, g.H, g.S, g.d}, dout.options());
+  ScatterBackwardParams p;
+  p.g = g;
+  p.dtype = to_dtype(dout);
+  p.dout = token_tensor(dout);
+  p.dog = sub_tensor(dog);
+  p.entries_ptr = plan.entries.data_ptr<int32_t>();
+  launch(dout.device(), p, run_scatter_backward_cpu, LH_CUDA_FN(run_scatter_backward));
+  return dog;
+}
+
+}  // namespace lighthouse::detail

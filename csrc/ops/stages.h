@@ -1,0 +1,48 @@
+/*
+ * The Lighthouse stages on at::Tensor, for CPU and CUDA alike: allocate the
+ * outputs, fill the kernel params, run the CPU twin or the CUDA kernel on the
+ * current stream. No autograd here (see autograd.h).
+ */
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <tuple>
+
+#include "lighthouse/lighthouse.h"
+#include "../kernels/params.h"
+
+namespace lighthouse::detail {
+
+// A selection: what the gather and scatter stages need.
+struct Plan {
+  at::Tensor entries;  // int32 [B, H, S], pyramid index per slot, causal order
+  at::Tensor inv;      // int32 [B, H, P], slot per pyramid entry or -1
+};
+
+// fp32 scores [B, heads, P] of the pyramid entries, from q_src [B, N, Hq, d]
+// and k_src [B, N, Hk, d].
+std::tuple<at::Tensor, at::Tensor> pyramid_scores(const at::Tensor& q_src, const at::Tensor& k_src,
+                                                  const Geometry& g);
+
+// Scores (per `o.scorer`) and the cascade. No gradient. v is needed by the
+// dilated scorer only.
+Plan make_plan(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Geometry& g,
+               const Options& o);
+
+// A plan from user-given int64 entries [B, H, S]; checks range and uniqueness.
+Plan plan_from_entries(const at::Tensor& entries, const Geometry& g, const at::Device& device);
+
+// Pool-on-gather: [B, N, *, d] -> three [B, H, S, d].
+std::tuple<at::Tensor, at::Tensor, at::Tensor> gather(const at::Tensor& q, const at::Tensor& k,
+                                                      const at::Tensor& v, const Plan& plan, const Geometry& g);
+// Its adjoint: three [B, H, S, d] -> dq [B, N, H, d], dk and dv [B, N, H_kv, d].
+std::tuple<at::Tensor, at::Tensor, at::Tensor> gather_backward(const at::Tensor& dqg, const at::Tensor& dkg,
+                                                               const at::Tensor& dvg, const Plan& plan,
+                                                               const Geometry& g);
+// Scatter back: og [B, H, S, d] -> out [B, N, H, d].
+at::Tensor scatter(const at::Tensor& og, const Plan& plan, const Geometry& g);
+// Its adjoint: dout [B, N, H, d] -> dog [B, H, S, d].
+at::Tensor scatter_backward(const at::Tensor& dout, const Plan& plan, const Geometry& g);
+
+}  // namespace lighthouse::detail

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Set-up on a fresh Debian machine, idempotent: system packages, Python
+# packages (torch pinned to the version the GPU machines run), then the build.
+# Re-running it only rebuilds what changed.
+#
+#   bash scripts/setup.sh            # everything
+#   LIGHTHOUSE_SKIP_INSTALL=1 ...    # build only
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+TORCH_VERSION=2.11.0
+PYTHON=${PYTHON:-python3}
+BUILD_DIR=${BUILD_DIR:-build}
+APT_PACKAGES=(cmake ninja-build ccache g++ clang libgtest-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev)
+# name==version of every Python package the tests use; torch first.
+PIP_PACKAGES=("torch==${TORCH_VERSION}" "numpy==2.4.6" "pytest==9.2.0")
+
+log() { printf '[setup] %s\n' "$*"; }
+
+install_apt() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  log "apt-get install ${missing[*]}"
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_pip() {
+  local missing=()
+  for spec in "${PIP_PACKAGES[@]}"; do
+    local name=${spec%%==*} want=${spec##*==}
+    local have
+    have=$("$PYTHON" -c "import importlib.metadata as m; print(m.version('$name'))" 2>/dev/null || true)
+    # torch reports e.g. 2.11.0+cu130: compare the release part.
+    [ "${have%%+*}" = "$want" ] || missing+=("$spec")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "pip install ${missing[*]}"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check "${missing[@]}"
+}
+
+if [ -z "${LIGHTHOUSE_SKIP_INSTALL:-}" ]; then
+  install_apt
+  install_pip
+fi
+
+# nvcc compiles our CUDA kernels even on machines without a GPU.
+if ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/local/cuda/bin/nvcc ]; then
+  export PATH=/usr/local/cuda/bin:$PATH
+fi
+
+if [ ! -f "$BUILD_DIR/build.ninja" ]; then
+  log "configure $BUILD_DIR"
+  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release ${LIGHTHOUSE_CMAKE_ARGS:-} >/dev/null
+fi
+log "build $BUILD_DIR"
+cmake --build "$BUILD_DIR"
+log "done: $BUILD_DIR/lighthouse, $BUILD_DIR/liblighthouse_ops.so"
