@@ -409,8 +409,6 @@ int run_bench(const BenchArgs& a) {
   return 0;
 }
 
-}  // namespace
-
 int bench_main(int argc, char** argv) {
   BenchArgs a;
   CLI::App app{"Lighthouse attention vs dense causal SDPA, forward and forward+backward", "lighthouse bench"};
@@ -470,5 +468,9 @@ int bench_main(int argc, char** argv) {
   TORCH_CHECK(a.repeats >= 1 && a.warmup >= 0, "--repeats must be >= 1 and --warmup >= 0");
   return run_bench(a);
 }
+
+}  // namespace
+
+LIGHTHOUSE_COMMAND(bench, "op benchmark: Lighthouse vs dense causal SDPA (CPU or CUDA)", bench_main);
 
 }  // namespace lighthouse::cli
