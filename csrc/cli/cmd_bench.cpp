@@ -224,7 +224,11 @@ StageTimes time_stages(const Timer& timer, const at::Tensor& q, const at::Tensor
   detail::Plan plan;
   st.ms.emplace_back("plan", timer.median_ms([&] { plan = detail::make_plan(q, k, v, g, o); }));
   at::Tensor qg, kg, vg;
-  st.ms.emplace_back("gather", timer.median_ms([&] { std::tie(qg, kg, vg) = detail::gather(q, k, v, plan, g); }));
+  st.ms.emplace_back("gather", timer.median_ms([&] {
+    qg = detail::gather(q, plan, g);
+    kg = detail::gather(k, plan, g);
+    vg = detail::gather(v, plan, g);
+  }));
   at::Tensor og;
   st.ms.emplace_back("sdpa_fwd", timer.median_ms([&] { og = detail::causal_sdpa(qg, kg, vg, o.backend); }));
   st.ms.emplace_back("scatter", timer.median_ms([&] { detail::scatter(og, plan, g); }));
@@ -238,7 +242,11 @@ StageTimes time_stages(const Timer& timer, const at::Tensor& q, const at::Tensor
         [&] { forward_backward([&] { return detail::causal_sdpa(qr, kr, vr, o.backend); }, {qr, kr, vr}, dog); });
     st.ms.emplace_back("sdpa_bwd", std::max(0.0, fb - st.ms[2].second));
   }
-  st.ms.emplace_back("gather_bwd", timer.median_ms([&] { detail::gather_backward(dog, dog, dog, plan, g); }));
+  st.ms.emplace_back("gather_bwd", timer.median_ms([&] {
+    detail::gather_backward(dog, g.H, plan, g);
+    detail::gather_backward(dog, g.H_kv, plan, g);
+    detail::gather_backward(dog, g.H_kv, plan, g);
+  }));
   return st;
 }
 
@@ -285,10 +293,9 @@ int run_bench(const BenchArgs& a) {
     line.top_k = o.top_k;
     line.s = subsequence_length(n, o);
 
-    const auto sub_opts = opts.requires_grad(true);
-    const at::Tensor qs = at::randn({a.batch, a.heads, line.s, a.head_dim}, sub_opts);
-    const at::Tensor ks = at::randn({a.batch, a.heads, line.s, a.head_dim}, sub_opts);
-    const at::Tensor vs = at::randn({a.batch, a.heads, line.s, a.head_dim}, sub_opts);
+    const at::Tensor qs = at::randn({a.batch, a.heads, line.s, a.head_dim}, opts).requires_grad_();
+    const at::Tensor ks = at::randn({a.batch, a.heads, line.s, a.head_dim}, opts).requires_grad_();
+    const at::Tensor vs = at::randn({a.batch, a.heads, line.s, a.head_dim}, opts).requires_grad_();
     const at::Tensor gs = at::randn({a.batch, a.heads, line.s, a.head_dim}, opts);
     backend_used = to_string(resolve_backend(o.backend, qs, ks, vs));
 

@@ -108,24 +108,26 @@ struct SelectParams {
   int32_t* inv_ptr = nullptr;      // [B, H, P] out
 };
 
-// Pool-on-gather, forward: qg[b, h, s] = mean of q over the span of entry s
-// (zero tokens past N count in the mean); k and v from kv head h / (H / H_kv).
+// Pool-on-gather, forward, one tensor at a time (q, k or v):
+// xg[b, h, s] = mean of x over the span of entry s (zero tokens past N count
+// in the mean), read from head h / (H / x.heads) of x (GQA).
 struct GatherParams {
   Geometry g;
   DType dtype = DType::kFloat32;
-  TokenTensor q, k, v;             // [B, N, H | H_kv, d], read only
-  SubTensor qg, kg, vg;            // [B, H, S, d] out
+  TokenTensor x;                         // [B, N, heads, d], read only; heads divides H
+  SubTensor xg;                          // [B, H, S, d] out
   const int32_t* entries_ptr = nullptr;  // [B, H, S]
 };
 
-// Pool-on-gather, backward: dq[b, t, h] = sum over levels l of
-// dqg[b, h, inv(l, t / c_l)] / c_l; dk, dv also sum over the query heads of
-// their group. Fixed summation order: deterministic.
+// Pool-on-gather, backward, one tensor at a time: dx[b, t, hx] = sum over the
+// query heads h of group hx (in head order) and the levels l (in level order)
+// of dxg[b, h, inv(l, t / c_l)] / c_l. Fixed summation order: deterministic.
+// Per tensor so the caller can free each gathered gradient once used.
 struct GatherBackwardParams {
   Geometry g;
   DType dtype = DType::kFloat32;
-  SubTensor dqg, dkg, dvg;         // [B, H, S, d], read only
-  TokenTensor dq, dk, dv;          // [B, N, H | H_kv, d] out
+  SubTensor dxg;                     // [B, H, S, d], read only
+  TokenTensor dx;                    // [B, N, heads, d] out; heads divides H
   const int32_t* inv_ptr = nullptr;  // [B, H, P]
 };
 

@@ -35,21 +35,27 @@ struct GatherFunction : torch::autograd::Function<GatherFunction> {
                                const at::Tensor& entries, const at::Tensor& inv, const Geometry& g) {
     const Plan plan{entries, inv};
     save_plan(ctx, plan, g);
-    auto [qg, kg, vg] = gather(q, k, v, plan, g);
-    return {qg, kg, vg};
+    return {gather(q, plan, g), gather(k, plan, g), gather(v, plan, g)};
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  // One input gradient at a time, releasing each gathered gradient once used:
+  // the peak holds one [B, H, S, d] gradient beside dq, dk, dv, not three.
+  // `grads` by reference: the autograd node moved its only copies in here.
+  static variable_list backward(AutogradContext* ctx, variable_list& grads) {
     const Geometry g = unpack(ctx);
+    const Plan plan = saved_plan(ctx);
     at::TensorOptions opts;
     for (const auto& t : grads) {
       if (t.defined()) opts = t.options();
     }
-    for (auto& t : grads) {
-      if (!t.defined()) t = at::zeros({g.B, g.H, g.S, g.d}, opts);
+    variable_list out(6);
+    const int64_t heads[3] = {g.H, g.H_kv, g.H_kv};
+    for (int i = 0; i < 3; ++i) {
+      at::Tensor dxg = std::move(grads[i]);
+      if (!dxg.defined()) dxg = at::zeros({g.B, g.H, g.S, g.d}, opts);
+      out[i] = gather_backward(dxg, heads[i], plan, g);
     }
-    auto [dq, dk, dv] = gather_backward(grads[0], grads[1], grads[2], saved_plan(ctx), g);
-    return {dq, dk, dv, at::Tensor(), at::Tensor(), at::Tensor()};
+    return out;
   }
 };
 

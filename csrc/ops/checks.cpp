@@ -79,6 +79,11 @@ Geometry check_inputs(const char* op, const at::Tensor& q, const at::Tensor& k, 
   TORCH_CHECK(H % H_kv == 0, op, ": the query heads H=", H, " must be a multiple of the key/value heads H_kv=",
               H_kv);
   TORCH_CHECK(d > 0, op, ": head dim d must be > 0, got ", d);
+  if (q.is_cuda()) {
+    TORCH_CHECK(dt != at::kDouble, op, ": float64 is supported on CPU only; on CUDA use float32, bfloat16 or float16");
+    const int64_t vec = 16 / static_cast<int64_t>(q.element_size());
+    TORCH_CHECK(d % vec == 0, op, ": on CUDA the head dim must be a multiple of ", vec, " for ", dt, ", got d=", d);
+  }
 
   check_options(o);
   const int64_t min_n = o.top_k << ((o.levels - 1) * log2_exact(o.pool));
@@ -122,8 +127,16 @@ SubTensor sub_tensor(const at::Tensor& t) {
   return SubTensor{t.data_ptr(), t.stride(0), t.stride(1), t.stride(2)};
 }
 
-at::Tensor last_dim_contiguous(const at::Tensor& t) {
-  return (t.size(-1) <= 1 || t.stride(-1) == 1) ? t : t.contiguous();
+at::Tensor kernel_ready(const at::Tensor& t) {
+  if (t.size(-1) > 1 && t.stride(-1) != 1) return t.contiguous();
+  if (t.is_cuda()) {
+    // The CUDA kernels move 16 bytes per access.
+    const int64_t vec = 16 / static_cast<int64_t>(t.element_size());
+    bool aligned = reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+    for (int64_t i = 0; i + 1 < t.dim(); ++i) aligned = aligned && (t.size(i) <= 1 || t.stride(i) % vec == 0);
+    if (!aligned) return t.contiguous();
+  }
+  return t;
 }
 
 }  // namespace lighthouse::detail

@@ -28,7 +28,8 @@ DType to_dtype(const at::Tensor& t);
 TokenTensor token_tensor(const at::Tensor& t);
 // A [B, H, S, d] tensor as params; `t` must have a contiguous last dim.
 SubTensor sub_tensor(const at::Tensor& t);
-// `t` itself if its last dim is contiguous, else a contiguous copy.
-at::Tensor last_dim_contiguous(const at::Tensor& t);
+// `t` itself if the kernels can read it in place (last dim contiguous; on
+// CUDA also 16-byte aligned rows), else a contiguous copy.
+at::Tensor kernel_ready(const at::Tensor& t);
 
 }  // namespace lighthouse::detail

@@ -58,8 +58,8 @@ at::TensorOptions int_opts(const at::Device& device) { return at::TensorOptions(
 
 std::tuple<at::Tensor, at::Tensor> pyramid_scores(const at::Tensor& q_src_in, const at::Tensor& k_src_in,
                                                   const Geometry& g) {
-  const at::Tensor q_src = last_dim_contiguous(q_src_in);
-  const at::Tensor k_src = last_dim_contiguous(k_src_in);
+  const at::Tensor q_src = kernel_ready(q_src_in);
+  const at::Tensor k_src = kernel_ready(k_src_in);
   const auto f32 = at::TensorOptions().dtype(at::kFloat).device(q_src.device());
   at::Tensor sq = at::empty({g.B, q_src.size(2), g.P}, f32);
   at::Tensor sk = at::empty({g.B, k_src.size(2), g.P}, f32);
@@ -119,52 +119,34 @@ Plan plan_from_entries(const at::Tensor& entries, const Geometry& g, const at::D
   return plan;
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> gather(const at::Tensor& q_in, const at::Tensor& k_in,
-                                                      const at::Tensor& v_in, const Plan& plan, const Geometry& g) {
-  const at::Tensor q = last_dim_contiguous(q_in), k = last_dim_contiguous(k_in), v = last_dim_contiguous(v_in);
-  const auto opts = q.options();
-  at::Tensor qg = at::empty({g.B, g.H, g.S, g.d}, opts);
-  at::Tensor kg = at::empty({g.B, g.H, g.S, g.d}, opts);
-  at::Tensor vg = at::empty({g.B, g.H, g.S, g.d}, opts);
+at::Tensor gather(const at::Tensor& x_in, const Plan& plan, const Geometry& g) {
+  const at::Tensor x = kernel_ready(x_in);
+  at::Tensor xg = at::empty({g.B, g.H, g.S, g.d}, x.options());
   GatherParams p;
   p.g = g;
-  p.dtype = to_dtype(q);
-  p.q = token_tensor(q);
-  p.k = token_tensor(k);
-  p.v = token_tensor(v);
-  p.qg = sub_tensor(qg);
-  p.kg = sub_tensor(kg);
-  p.vg = sub_tensor(vg);
+  p.dtype = to_dtype(x);
+  p.x = token_tensor(x);
+  p.xg = sub_tensor(xg);
   p.entries_ptr = plan.entries.data_ptr<int32_t>();
-  launch(q.device(), p, run_gather_cpu, LH_CUDA_FN(run_gather));
-  return {qg, kg, vg};
+  launch(x.device(), p, run_gather_cpu, LH_CUDA_FN(run_gather));
+  return xg;
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> gather_backward(const at::Tensor& dqg_in, const at::Tensor& dkg_in,
-                                                               const at::Tensor& dvg_in, const Plan& plan,
-                                                               const Geometry& g) {
-  const at::Tensor dqg = last_dim_contiguous(dqg_in), dkg = last_dim_contiguous(dkg_in),
-                   dvg = last_dim_contiguous(dvg_in);
-  const auto opts = dqg.options();
-  at::Tensor dq = at::empty({g.B, g.N, g.H, g.d}, opts);
-  at::Tensor dk = at::empty({g.B, g.N, g.H_kv, g.d}, opts);
-  at::Tensor dv = at::empty({g.B, g.N, g.H_kv, g.d}, opts);
+at::Tensor gather_backward(const at::Tensor& dxg_in, int64_t heads, const Plan& plan, const Geometry& g) {
+  const at::Tensor dxg = kernel_ready(dxg_in);
+  at::Tensor dx = at::empty({g.B, g.N, heads, g.d}, dxg.options());
   GatherBackwardParams p;
   p.g = g;
-  p.dtype = to_dtype(dqg);
-  p.dqg = sub_tensor(dqg);
-  p.dkg = sub_tensor(dkg);
-  p.dvg = sub_tensor(dvg);
-  p.dq = token_tensor(dq);
-  p.dk = token_tensor(dk);
-  p.dv = token_tensor(dv);
+  p.dtype = to_dtype(dxg);
+  p.dxg = sub_tensor(dxg);
+  p.dx = token_tensor(dx);
   p.inv_ptr = plan.inv.data_ptr<int32_t>();
-  launch(dqg.device(), p, run_gather_backward_cpu, LH_CUDA_FN(run_gather_backward));
-  return {dq, dk, dv};
+  launch(dxg.device(), p, run_gather_backward_cpu, LH_CUDA_FN(run_gather_backward));
+  return dx;
 }
 
 at::Tensor scatter(const at::Tensor& og_in, const Plan& plan, const Geometry& g) {
-  const at::Tensor og = last_dim_contiguous(og_in);
+  const at::Tensor og = kernel_ready(og_in);
   at::Tensor out = at::empty({g.B, g.N, g.H, g.d}, og.options());
   ScatterParams p;
   p.g = g;
@@ -177,7 +159,7 @@ at::Tensor scatter(const at::Tensor& og_in, const Plan& plan, const Geometry& g)
 }
 
 at::Tensor scatter_backward(const at::Tensor& dout_in, const Plan& plan, const Geometry& g) {
-  const at::Tensor dout = last_dim_contiguous(dout_in);
+  const at::Tensor dout = kernel_ready(dout_in);
   at::Tensor dog = at::empty({g.B, g.H, g.S, g.d}, dout.options());
   ScatterBackwardParams p;
   p.g = g;

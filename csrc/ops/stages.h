@@ -33,13 +33,11 @@ Plan make_plan(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, co
 // A plan from user-given int64 entries [B, H, S]; checks range and uniqueness.
 Plan plan_from_entries(const at::Tensor& entries, const Geometry& g, const at::Device& device);
 
-// Pool-on-gather: [B, N, *, d] -> three [B, H, S, d].
-std::tuple<at::Tensor, at::Tensor, at::Tensor> gather(const at::Tensor& q, const at::Tensor& k,
-                                                      const at::Tensor& v, const Plan& plan, const Geometry& g);
-// Its adjoint: three [B, H, S, d] -> dq [B, N, H, d], dk and dv [B, N, H_kv, d].
-std::tuple<at::Tensor, at::Tensor, at::Tensor> gather_backward(const at::Tensor& dqg, const at::Tensor& dkg,
-                                                               const at::Tensor& dvg, const Plan& plan,
-                                                               const Geometry& g);
+// Pool-on-gather of one tensor: x [B, N, heads, d] -> [B, H, S, d] (heads
+// divides H; query head h reads head h / (H / heads)).
+at::Tensor gather(const at::Tensor& x, const Plan& plan, const Geometry& g);
+// Its adjoint: dxg [B, H, S, d] -> dx [B, N, heads, d].
+at::Tensor gather_backward(const at::Tensor& dxg, int64_t heads, const Plan& plan, const Geometry& g);
 // Scatter back: og [B, H, S, d] -> out [B, N, H, d].
 at::Tensor scatter(const at::Tensor& og, const Plan& plan, const Geometry& g);
 // Its adjoint: dout [B, N, H, d] -> dog [B, H, S, d].

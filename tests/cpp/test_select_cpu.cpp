@@ -169,7 +169,7 @@ TEST(StagesCpu, AdjointIdentities) {
     for (size_t i = 0; i < a.size(); ++i) r += a[i] * b[i];
     return r;
   };
-  const size_t n_tok = g.B * g.N * g.H * g.d, n_kv = g.B * g.N * g.H_kv * g.d, n_sub = g.B * g.H * g.S * g.d;
+  const size_t n_tok = g.B * g.N * g.H * g.d, n_sub = g.B * g.H * g.S * g.d;
   auto tok = [&](std::vector<double>& v, int64_t heads) {
     return TokenTensor{v.data(), g.N * heads * g.d, heads * g.d, g.d, heads};
   };
@@ -185,19 +185,18 @@ TEST(StagesCpu, AdjointIdentities) {
   const double lhs = dot(ax, y), rhs = dot(x, aty);
   EXPECT_NEAR(lhs, rhs, 1e-9 * std::fabs(lhs)) << "scatter adjoint";
 
-  // gather (q, k, v together)
-  std::vector<double> xq = randv(n_tok), xk = randv(n_kv), xv = randv(n_kv);
-  std::vector<double> gq(n_sub, NAN), gk(n_sub, NAN), gv(n_sub, NAN);
-  GatherParams gp{g, DType::kFloat64, tok(xq, g.H), tok(xk, g.H_kv), tok(xv, g.H_kv), sub(gq), sub(gk), sub(gv),
-                  s.entries.data()};
-  run_gather_cpu(gp, ex);
-  std::vector<double> yq = randv(n_sub), yk = randv(n_sub), yv = randv(n_sub);
-  std::vector<double> dq(n_tok, NAN), dk(n_kv, NAN), dv(n_kv, NAN);
-  GatherBackwardParams gbp{g, DType::kFloat64, sub(yq), sub(yk), sub(yv), tok(dq, g.H), tok(dk, g.H_kv),
-                           tok(dv, g.H_kv), s.inv.data()};
-  run_gather_backward_cpu(gbp, ex);
-  const double glhs = dot(gq, yq) + dot(gk, yk) + dot(gv, yv);
-  const double grhs = dot(xq, dq) + dot(xk, dk) + dot(xv, dv);
+  // gather, per tensor: q (H heads) and k (H_kv heads, GQA sum in backward)
+  double glhs = 0, grhs = 0;
+  for (int64_t heads : {g.H, g.H_kv}) {
+    const size_t n_x = g.B * g.N * heads * g.d;
+    std::vector<double> xs = randv(n_x), xg(n_sub, NAN), yg = randv(n_sub), dx(n_x, NAN);
+    GatherParams gp{g, DType::kFloat64, tok(xs, heads), sub(xg), s.entries.data()};
+    run_gather_cpu(gp, ex);
+    GatherBackwardParams gbp{g, DType::kFloat64, sub(yg), tok(dx, heads), s.inv.data()};
+    run_gather_backward_cpu(gbp, ex);
+    glhs += dot(xg, yg);
+    grhs += dot(xs, dx);
+  }
   EXPECT_NEAR(glhs, grhs, 1e-9 * std::fabs(glhs)) << "gather adjoint";
 }
 

@@ -15,9 +15,9 @@ namespace lighthouse {
 void run_scores_cpu(const ScoresParams& p, const CpuExec& ex);
 // Entries (causal order) and inverse map. Writes all of entries and inv.
 void run_select_cpu(const SelectParams& p, const CpuExec& ex);
-// Pool-on-gather forward. Writes qg, kg, vg [B, H, S, d] entirely.
+// Pool-on-gather forward. Writes xg [B, H, S, d] entirely.
 void run_gather_cpu(const GatherParams& p, const CpuExec& ex);
-// Pool-on-gather backward. Writes dq, dk, dv for positions t < N.
+// Pool-on-gather backward. Writes dx for positions t < N.
 void run_gather_backward_cpu(const GatherBackwardParams& p, const CpuExec& ex);
 // Scatter forward. Writes out for positions t < N.
 void run_scatter_cpu(const ScatterParams& p, const CpuExec& ex);
