@@ -1,0 +1,178 @@
+/*
+ * The four data-moving stages on CUDA, as two gather kernels (no atomics,
+ * every output element written once by one thread, fixed summation order):
+ *
+ *   slot_gather:  one output row per sub-sequence slot, summing a span of
+ *                 token rows.    gather forward   (span of entry s, times 1/c)
+ *                                scatter backward (shifted span c-1 later, clipped to N)
+ *   token_gather: one output row per token, summing over heads and levels
+ *                 the slot rows that cover it.
+ *                                gather backward  (span of t, times 1/c, GQA heads summed)
+ *                                scatter forward  (shifted spans holding t)
+ *
+ * A group of `lanes` threads owns one row; each thread moves 16-byte vectors.
+ * Sums run in fp32 in the same order as the CPU twins (tokens ascending;
+ * heads, then levels), and the scales are powers of two, so these stages
+ * agree with the CPU twins bit for bit.
+ */
+#include "common.cuh"
+#include "kernels_cuda.h"
+
+namespace lighthouse {
+namespace cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+struct RowLayout {
+  int lanes;         // threads per row (a power of two <= 32)
+  int vec_per_lane;  // 16-byte vectors each of them moves
+};
+
+template <typename T>
+RowLayout row_layout(int64_t d) {
+  const int nvec = static_cast<int>(d / Vec<T>::kElems);
+  RowLayout lay{1, 0};
+  while (lay.lanes < 32 && nvec % (lay.lanes * 2) == 0) lay.lanes *= 2;
+  lay.vec_per_lane = nvec / lay.lanes;
+  return lay;
+}
+
+// out[b, h, s] = scale * sum_{t in span(s)} x[b, t, h / group].
+// kShifted: the span of scatter-backward, [j c + c - 1, j c + 2c - 2]; else [j c, j c + c - 1].
+template <typename T, bool kShifted>
+__global__ void __launch_bounds__(kThreads)
+    slot_gather_kernel(Geometry g, TokenTensor x, SubTensor out, const int32_t* __restrict__ entries, RowLayout lay) {
+  constexpr int kVec = Vec<T>::kElems;
+  const int lane = threadIdx.x % lay.lanes;
+  const int rows_per_block = kThreads / lay.lanes;
+  const int64_t group = g.H / x.heads;
+  const int64_t items = g.B * g.H * g.S;
+  for (int64_t item = int64_t{blockIdx.x} * rows_per_block + threadIdx.x / lay.lanes; item < items;
+       item += int64_t{gridDim.x} * rows_per_block) {
+    const int64_t s = item % g.S;
+    const int64_t h = (item / g.S) % g.H;
+    const int64_t b = item / g.S / g.H;
+    const int64_t pyr = entries[item];
+    const int l = g.level_of(pyr);
+    const int64_t c = g.span(l);
+    const int64_t first = (pyr - g.level_offset[l]) * c + (kShifted ? c - 1 : 0);
+    const int64_t t0 = min(first, g.N);
+    const int64_t t1 = min(first + c, g.N);
+    const float scale = kShifted ? 1.0f : 1.0f / static_cast<float>(c);
+    const T* src = static_cast<const T*>(x.ptr) + b * x.batch_stride + (h / group) * x.head_stride;
+    T* dst = static_cast<T*>(out.ptr) + b * out.batch_stride + h * out.head_stride + s * out.seq_stride;
+    for (int v = 0; v < lay.vec_per_lane; ++v) {
+      const int64_t col = (lane + v * lay.lanes) * kVec;
+      float acc[kVec];
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) acc[e] = 0.0f;
+      int64_t t = t0;
+      // Four loads in flight, added in token order.
+      for (; t + 4 <= t1; t += 4) {
+        float a[4][kVec];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) load_vec(src + (t + u) * x.seq_stride + col, a[u]);
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+#pragma unroll
+          for (int e = 0; e < kVec; ++e) acc[e] += a[u][e];
+        }
+      }
+      for (; t < t1; ++t) {
+        float a[kVec];
+        load_vec(src + t * x.seq_stride + col, a);
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) acc[e] += a[e];
+      }
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) acc[e] *= scale;
+      store_vec(dst + col, acc);
+    }
+  }
+}
+
+// out[b, t, hx] = sum over h in group(hx), then over levels l, of
+// (kScaled ? 1/c_l : 1) * rows[b, h, inv(l, index_l(t))], with index_l(t) =
+// t / c_l, or (t + 1) / c_l - 1 when kShifted. Positions t < N only.
+template <typename T, bool kShifted, bool kScaled>
+__global__ void __launch_bounds__(kThreads)
+    token_gather_kernel(Geometry g, SubTensor rows, TokenTensor out, const int32_t* __restrict__ inv, RowLayout lay) {
+  constexpr int kVec = Vec<T>::kElems;
+  const int lane = threadIdx.x % lay.lanes;
+  const int rows_per_block = kThreads / lay.lanes;
+  const int64_t heads = out.heads;
+  const int64_t group = g.H / heads;
+  const int64_t items = g.B * g.N * heads;
+  for (int64_t item = int64_t{blockIdx.x} * rows_per_block + threadIdx.x / lay.lanes; item < items;
+       item += int64_t{gridDim.x} * rows_per_block) {
+    const int64_t hx = item % heads;
+    const int64_t t = (item / heads) % g.N;
+    const int64_t b = item / heads / g.N;
+    T* dst = static_cast<T*>(out.ptr) + b * out.batch_stride + hx * out.head_stride + t * out.seq_stride;
+    for (int v = 0; v < lay.vec_per_lane; ++v) {
+      const int64_t col = (lane + v * lay.lanes) * kVec;
+      float acc[kVec];
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) acc[e] = 0.0f;
+      for (int64_t h = hx * group; h < (hx + 1) * group; ++h) {
+        const int32_t* inv_row = inv + (b * g.H + h) * g.P;
+        const T* src = static_cast<const T*>(rows.ptr) + b * rows.batch_stride + h * rows.head_stride + col;
+        for (int l = 0; l < g.L; ++l) {
+          const int shift = l * g.log2_p;
+          const int64_t j = kShifted ? ((t + 1) >> shift) - 1 : t >> shift;
+          if (j < 0) continue;
+          const int32_t slot = inv_row[g.level_offset[l] + j];
+          if (slot < 0) continue;
+          float a[kVec];
+          load_vec(src + slot * rows.seq_stride, a);
+          const float scale = kScaled ? 1.0f / static_cast<float>(int64_t{1} << shift) : 1.0f;
+#pragma unroll
+          for (int e = 0; e < kVec; ++e) acc[e] += kScaled ? __fmul_rn(a[e], scale) : a[e];  // no FMA: as the CPU twin
+        }
+      }
+      store_vec(dst + col, acc);
+    }
+  }
+}
+
+template <typename T, bool kShifted>
+void launch_slot_gather(const Geometry& g, const TokenTensor& x, const SubTensor& out, const int32_t* entries,
+                        cudaStream_t stream) {
+  const RowLayout lay = row_layout<T>(g.d);
+  const int64_t rows = g.B * g.H * g.S;
+  slot_gather_kernel<T, kShifted>
+      <<<grid_blocks(rows, kThreads / lay.lanes), kThreads, 0, stream>>>(g, x, out, entries, lay);
+  LH_CHECK_LAUNCH();
+}
+
+template <typename T, bool kShifted, bool kScaled>
+void launch_token_gather(const Geometry& g, const SubTensor& rows, const TokenTensor& out, const int32_t* inv,
+                         cudaStream_t stream) {
+  const RowLayout lay = row_layout<T>(g.d);
+  const int64_t n = g.B * g.N * out.heads;
+  token_gather_kernel<T, kShifted, kScaled>
+      <<<grid_blocks(n, kThreads / lay.lanes), kThreads, 0, stream>>>(g, rows, out, inv, lay);
+  LH_CHECK_LAUNCH();
+}
+
+}  // namespace
+}  // namespace cuda
+
+void run_gather(const GatherParams& p, cudaStream_t stream) {
+  LH_CUDA_DISPATCH(p.dtype, T, cuda::launch_slot_gather<T, false>(p.g, p.x, p.xg, p.entries_ptr, stream));
+}
+
+void run_scatter_backward(const ScatterBackwardParams& p, cudaStream_t stream) {
+  LH_CUDA_DISPATCH(p.dtype, T, cuda::launch_slot_gather<T, true>(p.g, p.dout, p.dog, p.entries_ptr, stream));
+}
+
+void run_gather_backward(const GatherBackwardParams& p, cudaStream_t stream) {
+  LH_CUDA_DISPATCH(p.dtype, T, (cuda::launch_token_gather<T, false, true>(p.g, p.dxg, p.dx, p.inv_ptr, stream)));
+}
+
+void run_scatter(const ScatterParams& p, cudaStream_t stream) {
+  LH_CUDA_DISPATCH(p.dtype, T, (cuda::launch_token_gather<T, true, false>(p.g, p.og, p.out, p.inv_ptr, stream)));
+}
+
+}  // namespace lighthouse

@@ -1,0 +1,35 @@
+"""A small run of every CUDA stage (forward and backward, each dtype), for
+compute-sanitizer: `compute-sanitizer --tool memcheck|racecheck python3 tests/gpu/sanitize_run.py`.
+Exits non-zero on a wrong result."""
+
+import sys
+
+import torch
+
+import lighthouse  # noqa: F401  (registers the ops)
+
+
+def main() -> int:
+    for dtype, (B, N, H, Hkv, d, L, p, k) in [
+        (torch.bfloat16, (1, 2048 + 9, 2, 1, 64, 3, 2, 256)),
+        (torch.float16, (2, 1024, 2, 2, 128, 2, 4, 128)),
+        (torch.float32, (1, 4096, 2, 1, 32, 4, 2, 256)),
+    ]:
+        q = torch.randn(B, N, H, d, device="cuda", dtype=dtype, requires_grad=True)
+        kk = torch.randn(B, N, Hkv, d, device="cuda", dtype=dtype, requires_grad=True)
+        v = torch.randn(B, N, Hkv, d, device="cuda", dtype=dtype, requires_grad=True)
+        backend = "efficient" if dtype == torch.float32 else "auto"
+        out = torch.ops.lighthouse.attention(q, kk, v, L, p, k, backend=backend)
+        out.backward(torch.randn_like(out))
+        e_gpu = torch.ops.lighthouse.select(q.detach(), kk.detach(), L, p, k).cpu()
+        e_cpu = torch.ops.lighthouse.select(q.detach().cpu(), kk.detach().cpu(), L, p, k)
+        torch.cuda.synchronize()
+        ok = torch.equal(e_gpu, e_cpu) and all(torch.isfinite(x).all() for x in (out, q.grad, kk.grad, v.grad))
+        print(dtype, "ok" if ok else "WRONG")
+        if not ok:
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
