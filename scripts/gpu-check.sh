@@ -41,7 +41,10 @@ if [[ $MODE == test || $MODE == all ]]; then
   summary+=("gpu tests: rc=$rc in $(($(date +%s) - start)) s: $(tail -1 "$OUT/gpu-tests.log")")
   for tool in memcheck racecheck; do
     start=$(date +%s)
-    timeout 240 compute-sanitizer --tool "$tool" --error-exitcode 3 python3 tests/gpu/sanitize_run.py >"$OUT/sanitizer-$tool.log" 2>&1
+    backend=auto
+    [[ $tool == racecheck ]] && backend=math  # cuDNN's own kernels trip racecheck
+    timeout 240 compute-sanitizer --tool "$tool" --error-exitcode 3 python3 tests/gpu/sanitize_run.py $backend \
+      >"$OUT/sanitizer-$tool.log" 2>&1
     summary+=("compute-sanitizer $tool: rc=$? in $(($(date +%s) - start)) s: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer-$tool.log" | tail -1)")
   done
   grep -E "PASSED|FAILED|ERROR" "$OUT/gpu-tests.log" | cut -c1-160 | tail -40

@@ -1,5 +1,6 @@
 #include "sdpa.h"
 
+#include <ATen/Context.h>
 #include <ATen/Functions.h>
 #include <ATen/core/grad_mode.h>
 #include <c10/util/Exception.h>
@@ -16,10 +17,10 @@ namespace lighthouse {
 namespace {
 
 // Asks the stock SDPA checks (the ones at::scaled_dot_product_attention
-// uses) whether `backend` can run these inputs; with debug on, the reasons
-// are printed as warnings.
-bool cuda_backend_usable(SdpaBackend backend, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                         bool debug) {
+// uses, including the global enable flags and deterministic mode) whether
+// `backend` can run these inputs.
+bool cuda_backend_usable(SdpaBackend backend, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  constexpr bool debug = false;  // their debug path printed reasons, but crashed in torch 2.11 on an H100
   sdp::sdp_params params{q, k, v, std::nullopt, 0.0, /*is_causal=*/true, /*enable_gqa=*/false};
   switch (backend) {
     case SdpaBackend::kCudnn:
@@ -53,16 +54,24 @@ SdpaBackend resolve_backend(SdpaBackend requested, const at::Tensor& q, const at
 #ifdef LIGHTHOUSE_WITH_CUDA
   TORCH_CHECK(q.device().is_cuda(), "lighthouse: no SDPA backend for device ", q.device());
   if (requested == SdpaBackend::kAuto) {
+    // Under torch.use_deterministic_algorithms(True) the stock checks refuse
+    // cuDNN (its backward is not deterministic), so auto lands on flash,
+    // whose backward then runs its deterministic variant.
     for (SdpaBackend b : {SdpaBackend::kCudnn, SdpaBackend::kFlash, SdpaBackend::kEfficient}) {
-      if (cuda_backend_usable(b, q, k, v, /*debug=*/false)) return b;
+      if (cuda_backend_usable(b, q, k, v)) return b;
     }
     return SdpaBackend::kMath;
   }
-  if (!cuda_backend_usable(requested, q, k, v, /*debug=*/false)) {
-    cuda_backend_usable(requested, q, k, v, /*debug=*/true);  // prints the stock checks' reasons
+  if (!cuda_backend_usable(requested, q, k, v)) {
+    const bool det = at::globalContext().deterministicAlgorithms() && !at::globalContext().deterministicAlgorithmsWarnOnly();
+    TORCH_CHECK(!(det && requested == SdpaBackend::kCudnn),
+                "lighthouse: SDPA backend 'cudnn' is refused under torch.use_deterministic_algorithms(True): its "
+                "backward is not deterministic. Use 'auto' or 'flash' (deterministic backward in that mode).");
     TORCH_CHECK(false, "lighthouse: SDPA backend '", to_string(requested),
                 "' cannot run the gathered sub-sequence (dtype ", q.scalar_type(), ", head dim ", q.size(-1),
-                ", device ", q.device(), "); the warnings above say why. Choose another backend or 'auto'.");
+                ", device ", q.device(), "): flash and cuDNN need float16/bfloat16 and a supported head dim, and "
+                "any backend can be disabled globally (torch.backends.cuda.enable_*_sdp). Choose another backend "
+                "or 'auto'.");
   }
   return requested;
 #else

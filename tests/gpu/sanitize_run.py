@@ -1,6 +1,9 @@
 """A small run of every CUDA stage (forward and backward, each dtype), for
-compute-sanitizer: `compute-sanitizer --tool memcheck|racecheck python3 tests/gpu/sanitize_run.py`.
-Exits non-zero on a wrong result."""
+compute-sanitizer: `compute-sanitizer --tool memcheck|racecheck python3 tests/gpu/sanitize_run.py [backend]`.
+The inner SDPA backend defaults to auto (cuDNN for bf16/fp16); racecheck runs
+it with 'math' so that only our kernels and stock elementwise ones are checked
+(racecheck reports hazards inside cuDNN's own SDPA kernels). Exits non-zero on
+a wrong result."""
 
 import sys
 
@@ -18,7 +21,7 @@ def main() -> int:
         q = torch.randn(B, N, H, d, device="cuda", dtype=dtype, requires_grad=True)
         kk = torch.randn(B, N, Hkv, d, device="cuda", dtype=dtype, requires_grad=True)
         v = torch.randn(B, N, Hkv, d, device="cuda", dtype=dtype, requires_grad=True)
-        backend = "efficient" if dtype == torch.float32 else "auto"
+        backend = sys.argv[1] if len(sys.argv) > 1 else ("efficient" if dtype == torch.float32 else "auto")
         out = torch.ops.lighthouse.attention(q, kk, v, L, p, k, backend=backend)
         out.backward(torch.randn_like(out))
         e_gpu = torch.ops.lighthouse.select(q.detach(), kk.detach(), L, p, k).cpu()

@@ -139,23 +139,46 @@ def test_outputs_and_gradients_within_bf16_rule(cfg):
         assert err <= factor * err_stock + 1e-6, f"{name}: {err:.3e} > {factor} x {err_stock:.3e}"
 
 
-def test_determinism_50_repeats():
-    B, N, H, Hkv, d, L, p, k = 1, 65536, 8, 2, 128, 3, 4, 4096
+def _determinism_inputs():
+    B, N, H, Hkv, d = 1, 65536, 8, 2, 128
     q = rand((B, N, H, d), torch.bfloat16, 20).to(DEV).requires_grad_()
     kk = rand((B, N, Hkv, d), torch.bfloat16, 21).to(DEV).requires_grad_()
     v = rand((B, N, Hkv, d), torch.bfloat16, 22).to(DEV).requires_grad_()
     gout = rand((B, N, H, d), torch.bfloat16, 23).to(DEV)
-    first = None
-    for rep in range(50):
-        out = torch.ops.lighthouse.attention(q, kk, v, L, p, k)
-        grads = torch.autograd.grad(out, (q, kk, v), gout)
-        cur = [out] + list(grads)
-        if first is None:
-            first = [x.clone() for x in cur]
-            assert all(torch.isfinite(x).all() for x in cur)
-        else:
-            for a, b in zip(cur, first):
-                assert torch.equal(a, b), f"repeat {rep} differs"
+    return q, kk, v, gout
+
+
+def test_forward_deterministic_50_repeats_default_backend():
+    """Default (cuDNN) inner SDPA: the forward is deterministic."""
+    q, kk, v, _ = _determinism_inputs()
+    with torch.no_grad():
+        first = torch.ops.lighthouse.attention(q, kk, v, 3, 4, 4096)
+        assert torch.isfinite(first).all()
+        for rep in range(49):
+            assert torch.equal(torch.ops.lighthouse.attention(q, kk, v, 3, 4, 4096), first), f"repeat {rep + 1}"
+
+
+def test_forward_backward_deterministic_50_repeats_in_deterministic_mode():
+    """torch.use_deterministic_algorithms(True): 'auto' avoids cuDNN (its
+    backward is not deterministic) and flash runs its deterministic backward;
+    our stages are deterministic always. Output and all gradients bit for bit."""
+    q, kk, v, gout = _determinism_inputs()
+    torch.use_deterministic_algorithms(True)
+    try:
+        first = None
+        for rep in range(50):
+            out = torch.ops.lighthouse.attention(q, kk, v, 3, 4, 4096)
+            cur = [out] + list(torch.autograd.grad(out, (q, kk, v), gout))
+            if first is None:
+                first = [x.clone() for x in cur]
+                assert all(torch.isfinite(x).all() for x in cur)
+            else:
+                for name, a, b in zip(["out", "dq", "dk", "dv"], cur, first):
+                    assert torch.equal(a, b), f"repeat {rep}: {name} differs"
+        with pytest.raises(RuntimeError, match="not deterministic"):
+            torch.ops.lighthouse.attention(q, kk, v, 3, 4, 4096, backend="cudnn")
+    finally:
+        torch.use_deterministic_algorithms(False)
 
 
 def kernel_names(fn):
