@@ -229,12 +229,18 @@ StageTimes time_stages(const Timer& timer, const at::Tensor& q, const at::Tensor
   const Geometry g = detail::check_inputs("bench", q, k, v, o);
   StageTimes st;
   detail::Plan plan;
-  st.ms.emplace_back("plan", timer.median_ms([&] { plan = detail::make_plan(q, k, v, g, o); }));
+  const double plan_ms = timer.median_ms([&] { plan = detail::make_plan(q, k, v, g, o, /*pool_coarse=*/true); });
+  const double scores_ms = timer.median_ms([&] {
+    detail::Plan tmp;
+    detail::pyramid_scores(q, k, g, v, &tmp);
+  });
+  st.ms.emplace_back("scores", scores_ms);
+  st.ms.emplace_back("select", std::max(0.0, plan_ms - scores_ms));
   at::Tensor qg, kg, vg;
   st.ms.emplace_back("gather", timer.median_ms([&] {
-    qg = detail::gather(q, plan, g);
-    kg = detail::gather(k, plan, g);
-    vg = detail::gather(v, plan, g);
+    qg = detail::gather(q, plan, g, plan.coarse_q);
+    kg = detail::gather(k, plan, g, plan.coarse_k);
+    vg = detail::gather(v, plan, g, plan.coarse_v);
   }));
   at::Tensor og;
   st.ms.emplace_back("sdpa_fwd", timer.median_ms([&] { og = detail::causal_sdpa(qg, kg, vg, o.backend); }));
@@ -247,7 +253,7 @@ StageTimes time_stages(const Timer& timer, const at::Tensor& q, const at::Tensor
                      vr = vg.detach().requires_grad_();
     const double fb = timer.median_ms(
         [&] { forward_backward([&] { return detail::causal_sdpa(qr, kr, vr, o.backend); }, {qr, kr, vr}, dog); });
-    st.ms.emplace_back("sdpa_bwd", std::max(0.0, fb - st.ms[2].second));
+    st.ms.emplace_back("sdpa_bwd", std::max(0.0, fb - st.ms[3].second));
   }
   st.ms.emplace_back("gather_bwd", timer.median_ms([&] {
     detail::gather_backward(dog, g.H, plan, g);

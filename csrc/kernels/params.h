@@ -84,8 +84,21 @@ struct SubTensor {
   int64_t seq_stride = 0;
 };
 
+// The coarsest level's pooled q, k, v, written by the scores pass when it
+// reads q and k anyway (norm scorer): the gather then copies one row per
+// coarsest entry instead of re-reading its c_{L-1} tokens. Same arithmetic as
+// the gather's own pooling (tokens summed in order in the accumulator type,
+// times 1/c), so results do not depend on which path pooled.
+struct CoarsePool {
+  TokenTensor v;          // [B, N, H_kv, d], read only (q, k are the scores' q_src, k_src)
+  void* q_ptr = nullptr;  // [B, q_src.heads, N_{L-1}, d] out, contiguous; null: no pooling
+  void* k_ptr = nullptr;  // [B, k_src.heads, N_{L-1}, d] out, contiguous
+  void* v_ptr = nullptr;  // [B, v.heads, N_{L-1}, d] out, contiguous
+};
+
 // Stage 1 and 2: per-token l2 norms (accumulated in fp64, rounded once to
-// fp32, NaN ranked as +inf), then per level the max over each span.
+// fp32, NaN ranked as +inf), then per level the max over each span; and,
+// optionally, the pooled coarsest rows (CoarsePool).
 // q_src/k_src are q and k for the norm scorer, the dilated scorer's two SDPA
 // outputs otherwise; their head counts may differ (GQA).
 struct ScoresParams {
@@ -95,6 +108,7 @@ struct ScoresParams {
   TokenTensor k_src;  // [B, N, Hk_src, d], read only
   float* sq_ptr = nullptr;  // [B, q_src.heads, P]
   float* sk_ptr = nullptr;  // [B, k_src.heads, P]
+  CoarsePool pool;          // optional
 };
 
 // Stage 3 and 4: the stratified cascade per (row, head, tile), entries in
@@ -117,6 +131,7 @@ struct GatherParams {
   TokenTensor x;                         // [B, N, heads, d], read only; heads divides H
   SubTensor xg;                          // [B, H, S, d] out
   const int32_t* entries_ptr = nullptr;  // [B, H, S]
+  const void* coarse_ptr = nullptr;      // optional [B, heads, N_{L-1}, d] pooled coarsest rows of x
 };
 
 // Pool-on-gather, backward, one tensor at a time: dx[b, t, hx] = sum over the

@@ -42,8 +42,10 @@ at::Tensor attention_impl(const at::Tensor& q, const at::Tensor& k, const at::Te
                           const std::optional<at::Tensor>& entries) {
   const Geometry g = check_inputs("lighthouse.attention", q, k, v, o);
   if (g.B == 0) return at::empty({0, g.N, g.H, g.d}, q.options());
-  const Plan plan = entries.has_value() ? plan_from_entries(*entries, g, q.device()) : make_plan(q, k, v, g, o);
+  Plan plan = entries.has_value() ? plan_from_entries(*entries, g, q.device())
+                                  : make_plan(q, k, v, g, o, /*pool_coarse=*/true);
   auto [qg, kg, vg] = gather_autograd(q, k, v, plan, g);
+  plan.coarse_q = plan.coarse_k = plan.coarse_v = at::Tensor();  // free before the SDPA
   const at::Tensor og = causal_sdpa(qg, kg, vg, o.backend);
   return scatter_autograd(og, plan, g);
 }

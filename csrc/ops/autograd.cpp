@@ -31,11 +31,13 @@ Plan saved_plan(AutogradContext* ctx) {
 }
 
 struct GatherFunction : torch::autograd::Function<GatherFunction> {
+  // `plan` travels as a non-tensor argument: its pooled coarsest rows are
+  // forward-only inputs (often undefined), not graph inputs.
   static variable_list forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                               const at::Tensor& entries, const at::Tensor& inv, const Geometry& g) {
-    const Plan plan{entries, inv};
-    save_plan(ctx, plan, g);
-    return {gather(q, plan, g), gather(k, plan, g), gather(v, plan, g)};
+                               const Plan* plan, const Geometry& g) {
+    save_plan(ctx, *plan, g);
+    return {gather(q, *plan, g, plan->coarse_q), gather(k, *plan, g, plan->coarse_k),
+            gather(v, *plan, g, plan->coarse_v)};
   }
 
   // One input gradient at a time, releasing each gathered gradient once used:
@@ -48,7 +50,7 @@ struct GatherFunction : torch::autograd::Function<GatherFunction> {
     for (const auto& t : grads) {
       if (t.defined()) opts = t.options();
     }
-    variable_list out(6);
+    variable_list out(5);
     const int64_t heads[3] = {g.H, g.H_kv, g.H_kv};
     for (int i = 0; i < 3; ++i) {
       at::Tensor dxg = std::move(grads[i]);
@@ -77,7 +79,7 @@ struct ScatterFunction : torch::autograd::Function<ScatterFunction> {
 std::tuple<at::Tensor, at::Tensor, at::Tensor> gather_autograd(const at::Tensor& q, const at::Tensor& k,
                                                                const at::Tensor& v, const Plan& plan,
                                                                const Geometry& g) {
-  const variable_list out = GatherFunction::apply(q, k, v, plan.entries, plan.inv, g);
+  const variable_list out = GatherFunction::apply(q, k, v, &plan, g);
   return {out[0], out[1], out[2]};
 }
 

@@ -16,7 +16,8 @@
 
 namespace lighthouse::detail {
 
-// Differentiable pool-on-gather (gradient to q, k, v).
+// Differentiable pool-on-gather (gradient to q, k, v). Uses the plan's
+// pooled coarsest rows when it has them.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> gather_autograd(const at::Tensor& q, const at::Tensor& k,
                                                                const at::Tensor& v, const Plan& plan,
                                                                const Geometry& g);

@@ -20,7 +20,12 @@ namespace {
 // uses, including the global enable flags and deterministic mode) whether
 // `backend` can run these inputs.
 bool cuda_backend_usable(SdpaBackend backend, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-  constexpr bool debug = false;  // their debug path printed reasons, but crashed in torch 2.11 on an H100
+  // Flash and cuDNN run only float16/bfloat16. Decided here, before the stock
+  // checks: asking them about float32 inputs crashed the process (torch 2.11,
+  // H100, 2026-11-22), so they only see inputs of a dtype the kernel takes.
+  const bool half = q.scalar_type() == at::kHalf || q.scalar_type() == at::kBFloat16;
+  if ((backend == SdpaBackend::kFlash || backend == SdpaBackend::kCudnn) && !half) return false;
+  constexpr bool debug = false;  // their debug path also crashed there
   sdp::sdp_params params{q, k, v, std::nullopt, 0.0, /*is_causal=*/true, /*enable_gqa=*/false};
   switch (backend) {
     case SdpaBackend::kCudnn:

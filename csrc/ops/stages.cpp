@@ -57,7 +57,7 @@ at::TensorOptions int_opts(const at::Device& device) { return at::TensorOptions(
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor> pyramid_scores(const at::Tensor& q_src_in, const at::Tensor& k_src_in,
-                                                  const Geometry& g) {
+                                                  const Geometry& g, const at::Tensor& v_in, Plan* plan_out) {
   const at::Tensor q_src = kernel_ready(q_src_in);
   const at::Tensor k_src = kernel_ready(k_src_in);
   const auto f32 = at::TensorOptions().dtype(at::kFloat).device(q_src.device());
@@ -70,22 +70,36 @@ std::tuple<at::Tensor, at::Tensor> pyramid_scores(const at::Tensor& q_src_in, co
   p.k_src = token_tensor(k_src);
   p.sq_ptr = sq.data_ptr<float>();
   p.sk_ptr = sk.data_ptr<float>();
+  at::Tensor v;
+  if (plan_out != nullptr && v_in.defined()) {
+    v = kernel_ready(v_in);
+    const int64_t n_coarse = g.level_size(g.L - 1);
+    plan_out->coarse_q = at::empty({g.B, q_src.size(2), n_coarse, g.d}, q_src.options());
+    plan_out->coarse_k = at::empty({g.B, k_src.size(2), n_coarse, g.d}, k_src.options());
+    plan_out->coarse_v = at::empty({g.B, v.size(2), n_coarse, g.d}, v.options());
+    p.pool.v = token_tensor(v);
+    p.pool.q_ptr = plan_out->coarse_q.data_ptr();
+    p.pool.k_ptr = plan_out->coarse_k.data_ptr();
+    p.pool.v_ptr = plan_out->coarse_v.data_ptr();
+  }
   launch(q_src.device(), p, run_scores_cpu, LH_CUDA_FN(run_scores));
   return {sq, sk};
 }
 
 Plan make_plan(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Geometry& g,
-               const Options& o) {
+               const Options& o, bool pool_coarse) {
   at::NoGradGuard no_grad;
+  Plan plan;
   at::Tensor sq, sk;
   if (o.scorer == Scorer::kNorm) {
-    std::tie(sq, sk) = pyramid_scores(q, k, g);
+    std::tie(sq, sk) = pool_coarse ? pyramid_scores(q, k, g, v, &plan) : pyramid_scores(q, k, g);
   } else {
     at::Tensor q_src, k_src;
     std::tie(q_src, k_src) = dilated_score_sources(q, k, v, g, o);
     std::tie(sq, sk) = pyramid_scores(q_src, k_src, g);
   }
-  Plan plan{at::empty({g.B, g.H, g.S}, int_opts(q.device())), at::empty({g.B, g.H, g.P}, int_opts(q.device()))};
+  plan.entries = at::empty({g.B, g.H, g.S}, int_opts(q.device()));
+  plan.inv = at::empty({g.B, g.H, g.P}, int_opts(q.device()));
   SelectParams p;
   p.g = g;
   p.sq_ptr = sq.data_ptr<float>();
@@ -119,7 +133,7 @@ Plan plan_from_entries(const at::Tensor& entries, const Geometry& g, const at::D
   return plan;
 }
 
-at::Tensor gather(const at::Tensor& x_in, const Plan& plan, const Geometry& g) {
+at::Tensor gather(const at::Tensor& x_in, const Plan& plan, const Geometry& g, const at::Tensor& coarse) {
   const at::Tensor x = kernel_ready(x_in);
   at::Tensor xg = at::empty({g.B, g.H, g.S, g.d}, x.options());
   GatherParams p;
@@ -128,6 +142,10 @@ at::Tensor gather(const at::Tensor& x_in, const Plan& plan, const Geometry& g) {
   p.x = token_tensor(x);
   p.xg = sub_tensor(xg);
   p.entries_ptr = plan.entries.data_ptr<int32_t>();
+  if (coarse.defined()) {
+    TORCH_INTERNAL_ASSERT(coarse.is_contiguous() && coarse.size(1) == x.size(2));
+    p.coarse_ptr = coarse.data_ptr();
+  }
   launch(x.device(), p, run_gather_cpu, LH_CUDA_FN(run_gather));
   return xg;
 }

@@ -18,24 +18,32 @@ namespace lighthouse::detail {
 struct Plan {
   at::Tensor entries;  // int32 [B, H, S], pyramid index per slot, causal order
   at::Tensor inv;      // int32 [B, H, P], slot per pyramid entry or -1
+  // The coarsest level's pooled rows [B, heads, N_{L-1}, d] of q, k, v, made
+  // by the scores pass (norm scorer) for the gather to copy; undefined when
+  // not made. Forward-only temporaries.
+  at::Tensor coarse_q, coarse_k, coarse_v;
 };
 
 // fp32 scores [B, heads, P] of the pyramid entries, from q_src [B, N, Hq, d]
-// and k_src [B, N, Hk, d].
+// and k_src [B, N, Hk, d]. With `plan_out` and v defined, also the pooled
+// coarsest rows of q_src, k_src, v into plan_out->coarse_*.
 std::tuple<at::Tensor, at::Tensor> pyramid_scores(const at::Tensor& q_src, const at::Tensor& k_src,
-                                                  const Geometry& g);
+                                                  const Geometry& g, const at::Tensor& v = {},
+                                                  Plan* plan_out = nullptr);
 
 // Scores (per `o.scorer`) and the cascade. No gradient. v is needed by the
-// dilated scorer only.
+// dilated scorer, and for `pool_coarse` (norm scorer: also pool the coarsest
+// rows of q, k, v in the same pass, for the gather).
 Plan make_plan(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Geometry& g,
-               const Options& o);
+               const Options& o, bool pool_coarse = false);
 
 // A plan from user-given int64 entries [B, H, S]; checks range and uniqueness.
 Plan plan_from_entries(const at::Tensor& entries, const Geometry& g, const at::Device& device);
 
 // Pool-on-gather of one tensor: x [B, N, heads, d] -> [B, H, S, d] (heads
 // divides H; query head h reads head h / (H / heads)).
-at::Tensor gather(const at::Tensor& x, const Plan& plan, const Geometry& g);
+// `coarse`: optional pooled coarsest rows of x (Plan::coarse_*).
+at::Tensor gather(const at::Tensor& x, const Plan& plan, const Geometry& g, const at::Tensor& coarse = {});
 // Its adjoint: dxg [B, H, S, d] -> dx [B, N, heads, d].
 at::Tensor gather_backward(const at::Tensor& dxg, int64_t heads, const Plan& plan, const Geometry& g);
 // Scatter back: og [B, H, S, d] -> out [B, N, H, d].

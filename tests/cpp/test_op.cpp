@@ -73,6 +73,19 @@ TEST(Op, GradientsFlowAndFixedSelectionMatches) {
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(grads_fixed[i].equal(grads[i]));
 }
 
+// The forward pools the coarsest rows in its scores pass; with given entries
+// the gather pools them itself. Same arithmetic, so bit-identical results.
+TEST(Op, FusedCoarsePoolingMatchesGatherPooling) {
+  at::manual_seed(3);
+  const Options o = small_options();
+  for (const auto dt : {at::kFloat, at::kBFloat16, at::kHalf, at::kDouble}) {
+    const at::Tensor q = randn({2, 1500, 4, 16}, dt), k = randn({2, 1500, 2, 16}, dt), v = randn({2, 1500, 2, 16}, dt);
+    const at::Tensor fused = attention(q, k, v, o);
+    const at::Tensor unfused = attention(q, k, v, o, select(q, k, o));
+    EXPECT_TRUE(fused.equal(unfused)) << dt;
+  }
+}
+
 TEST(Op, DeterministicRepeats) {
   at::manual_seed(2);
   const Options o = small_options();

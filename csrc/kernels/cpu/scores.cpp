@@ -1,14 +1,18 @@
 /*
- * CPU twin of pyramid_scores: base-token l2 norms, then span max per level.
+ * CPU twin of pyramid_scores: base-token l2 norms, then span max per level,
+ * and optionally the pooled coarsest rows of q, k, v (CoarsePool).
  *
- * Work item = (row, side, head, tile): a tile is a whole number of coarsest
- * spans, so all levels of a tile are computed from that tile's base scores.
- * The sum of squares runs in fp64 and is rounded to fp32 once, so the score
- * is the correctly rounded norm in practice, whatever the summation order:
- * the CPU and CUDA paths rank entries identically. NaN ranks as +inf.
+ * Work item = (row, source, head, tile): a tile is a whole number of
+ * coarsest spans, so all levels of a tile come from that tile's base scores.
+ * Sources: q_src, k_src (scored, and pooled if requested), then v (pooled
+ * only). The sum of squares runs in fp64 and is rounded to fp32 once, so the
+ * score is the correctly rounded norm in practice whatever the summation
+ * order: the CPU and CUDA paths rank entries identically. NaN ranks as +inf.
  */
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "kernels_cpu.h"
 #include "numeric.h"
@@ -27,23 +31,49 @@ float token_norm(const T* x, int64_t d) {
   return std::isnan(r) ? std::numeric_limits<float>::infinity() : r;
 }
 
+// Mean of each coarsest span of the tile into `out` [N_{L-1}, d] rows.
+template <typename T>
+void pool_tile(const Geometry& g, const T* base, int64_t seq_stride, int64_t tile, T* out) {
+  using Acc = typename Scalar<T>::Acc;
+  const int64_t c = g.span(g.L - 1);
+  const Acc scale = Acc(1) / static_cast<Acc>(c);
+  std::vector<Acc> acc(g.d);
+  for (int64_t j = tile * g.C; j < (tile + 1) * g.C; ++j) {
+    std::fill(acc.begin(), acc.end(), Acc(0));
+    for (int64_t t = j * c; t < std::min((j + 1) * c, g.N); ++t) {
+      const T* row = base + t * seq_stride;
+      for (int64_t i = 0; i < g.d; ++i) acc[i] += Scalar<T>::load(row + i);
+    }
+    for (int64_t i = 0; i < g.d; ++i) Scalar<T>::store(out + j * g.d + i, acc[i] * scale);
+  }
+}
+
 template <typename T>
 void scores_impl(const ScoresParams& p, const CpuExec& ex) {
   const Geometry& g = p.g;
+  const bool pooling = p.pool.q_ptr != nullptr;
   const int64_t hq = p.q_src.heads;
   const int64_t hk = p.k_src.heads;
+  const int64_t hv = pooling ? p.pool.v.heads : 0;
+  const int64_t heads = hq + hk + hv;
+  const int64_t n_coarse = g.level_size(g.L - 1);
   const int64_t tile_len = g.tile_len();
-  ex.run(g.B * (hq + hk) * g.T, 1, [&](int64_t begin, int64_t end) {
+  ex.run(g.B * heads * g.T, 1, [&](int64_t begin, int64_t end) {
     for (int64_t item = begin; item < end; ++item) {
       const int64_t tile = item % g.T;
-      const int64_t hh = (item / g.T) % (hq + hk);
-      const int64_t b = item / g.T / (hq + hk);
-      const bool is_q = hh < hq;
-      const TokenTensor& src = is_q ? p.q_src : p.k_src;
-      const int64_t head = is_q ? hh : hh - hq;
-      float* out = is_q ? p.sq_ptr + (b * hq + head) * g.P : p.sk_ptr + (b * hk + head) * g.P;
+      const int64_t hh = (item / g.T) % heads;
+      const int64_t b = item / g.T / heads;
+      const int side = hh < hq ? 0 : (hh < hq + hk ? 1 : 2);
+      const int64_t head = side == 0 ? hh : (side == 1 ? hh - hq : hh - hq - hk);
+      const TokenTensor& src = side == 0 ? p.q_src : (side == 1 ? p.k_src : p.pool.v);
       const T* base = static_cast<const T*>(src.ptr) + b * src.batch_stride + head * src.head_stride;
+      if (pooling) {
+        void* dst = side == 0 ? p.pool.q_ptr : (side == 1 ? p.pool.k_ptr : p.pool.v_ptr);
+        pool_tile(g, base, src.seq_stride, tile, static_cast<T*>(dst) + (b * src.heads + head) * n_coarse * g.d);
+      }
+      if (side == 2) continue;
 
+      float* out = side == 0 ? p.sq_ptr + (b * hq + head) * g.P : p.sk_ptr + (b * hk + head) * g.P;
       const int64_t t0 = tile * tile_len;
       for (int64_t t = t0; t < t0 + tile_len; ++t) {
         out[t] = t < g.N ? token_norm(base + t * src.seq_stride, g.d) : 0.0f;

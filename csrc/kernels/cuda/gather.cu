@@ -40,9 +40,12 @@ RowLayout row_layout(int64_t d) {
 
 // out[b, h, s] = scale * sum_{t in span(s)} x[b, t, h / group].
 // kShifted: the span of scatter-backward, [j c + c - 1, j c + 2c - 2]; else [j c, j c + c - 1].
+// `coarse` (gather forward only, may be null): pooled coarsest rows of x,
+// [B, heads, N_{L-1}, d], copied instead of re-pooled.
 template <typename T, bool kShifted>
 __global__ void __launch_bounds__(kThreads)
-    slot_gather_kernel(Geometry g, TokenTensor x, SubTensor out, const int32_t* __restrict__ entries, RowLayout lay) {
+    slot_gather_kernel(Geometry g, TokenTensor x, SubTensor out, const int32_t* __restrict__ entries,
+                       const T* __restrict__ coarse, RowLayout lay) {
   constexpr int kVec = Vec<T>::kElems;
   const int lane = threadIdx.x % lay.lanes;
   const int rows_per_block = kThreads / lay.lanes;
@@ -55,13 +58,21 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t b = item / g.S / g.H;
     const int64_t pyr = entries[item];
     const int l = g.level_of(pyr);
+    T* dst = static_cast<T*>(out.ptr) + b * out.batch_stride + h * out.head_stride + s * out.seq_stride;
+    if (!kShifted && coarse != nullptr && l == g.L - 1) {
+      const T* src = coarse + ((b * x.heads + h / group) * g.level_size(l) + (pyr - g.level_offset[l])) * g.d;
+      for (int v = 0; v < lay.vec_per_lane; ++v) {
+        const int64_t col = (lane + v * lay.lanes) * Vec<T>::kElems;
+        *reinterpret_cast<uint4*>(dst + col) = __ldg(reinterpret_cast<const uint4*>(src + col));
+      }
+      continue;
+    }
     const int64_t c = g.span(l);
     const int64_t first = (pyr - g.level_offset[l]) * c + (kShifted ? c - 1 : 0);
     const int64_t t0 = min(first, g.N);
     const int64_t t1 = min(first + c, g.N);
     const float scale = kShifted ? 1.0f : 1.0f / static_cast<float>(c);
     const T* src = static_cast<const T*>(x.ptr) + b * x.batch_stride + (h / group) * x.head_stride;
-    T* dst = static_cast<T*>(out.ptr) + b * out.batch_stride + h * out.head_stride + s * out.seq_stride;
     for (int v = 0; v < lay.vec_per_lane; ++v) {
       const int64_t col = (lane + v * lay.lanes) * kVec;
       float acc[kVec];
@@ -95,6 +106,12 @@ __global__ void __launch_bounds__(kThreads)
 // out[b, t, hx] = sum over h in group(hx), then over levels l, of
 // (kScaled ? 1/c_l : 1) * rows[b, h, inv(l, index_l(t))], with index_l(t) =
 // t / c_l, or (t + 1) / c_l - 1 when kShifted. Positions t < N only.
+// Latency, not bandwidth, limits this kernel if each level's inverse-map
+// lookup and row load wait for the previous level's: so the lookups of up to
+// kLevelBatch levels are issued together, then their row loads, then the
+// sums (still in level order).
+constexpr int kLevelBatch = 4;
+
 template <typename T, bool kShifted, bool kScaled>
 __global__ void __launch_bounds__(kThreads)
     token_gather_kernel(Geometry g, SubTensor rows, TokenTensor out, const int32_t* __restrict__ inv, RowLayout lay) {
@@ -118,17 +135,29 @@ __global__ void __launch_bounds__(kThreads)
       for (int64_t h = hx * group; h < (hx + 1) * group; ++h) {
         const int32_t* inv_row = inv + (b * g.H + h) * g.P;
         const T* src = static_cast<const T*>(rows.ptr) + b * rows.batch_stride + h * rows.head_stride + col;
-        for (int l = 0; l < g.L; ++l) {
-          const int shift = l * g.log2_p;
-          const int64_t j = kShifted ? ((t + 1) >> shift) - 1 : t >> shift;
-          if (j < 0) continue;
-          const int32_t slot = inv_row[g.level_offset[l] + j];
-          if (slot < 0) continue;
-          float a[kVec];
-          load_vec(src + slot * rows.seq_stride, a);
-          const float scale = kScaled ? 1.0f / static_cast<float>(int64_t{1} << shift) : 1.0f;
+        for (int l0 = 0; l0 < g.L; l0 += kLevelBatch) {
+          int32_t slot[kLevelBatch];
 #pragma unroll
-          for (int e = 0; e < kVec; ++e) acc[e] += kScaled ? __fmul_rn(a[e], scale) : a[e];  // no FMA: as the CPU twin
+          for (int u = 0; u < kLevelBatch; ++u) {
+            const int l = l0 + u;
+            const int shift = l * g.log2_p;
+            const int64_t j = l < g.L ? (kShifted ? ((t + 1) >> shift) - 1 : t >> shift) : -1;
+            slot[u] = j >= 0 ? inv_row[g.level_offset[l] + j] : -1;
+          }
+          float a[kLevelBatch][kVec];
+#pragma unroll
+          for (int u = 0; u < kLevelBatch; ++u) {
+            if (slot[u] >= 0) {
+              load_vec(src + slot[u] * rows.seq_stride, a[u]);
+            }
+          }
+#pragma unroll
+          for (int u = 0; u < kLevelBatch; ++u) {
+            if (slot[u] < 0) continue;
+            const float scale = kScaled ? 1.0f / static_cast<float>(int64_t{1} << ((l0 + u) * g.log2_p)) : 1.0f;
+#pragma unroll
+            for (int e = 0; e < kVec; ++e) acc[e] += kScaled ? __fmul_rn(a[u][e], scale) : a[u][e];  // no FMA: as the CPU twin
+          }
         }
       }
       store_vec(dst + col, acc);
@@ -138,11 +167,11 @@ __global__ void __launch_bounds__(kThreads)
 
 template <typename T, bool kShifted>
 void launch_slot_gather(const Geometry& g, const TokenTensor& x, const SubTensor& out, const int32_t* entries,
-                        cudaStream_t stream) {
+                        const void* coarse, cudaStream_t stream) {
   const RowLayout lay = row_layout<T>(g.d);
   const int64_t rows = g.B * g.H * g.S;
-  slot_gather_kernel<T, kShifted>
-      <<<grid_blocks(rows, kThreads / lay.lanes), kThreads, 0, stream>>>(g, x, out, entries, lay);
+  slot_gather_kernel<T, kShifted><<<grid_blocks(rows, kThreads / lay.lanes), kThreads, 0, stream>>>(
+      g, x, out, entries, static_cast<const T*>(coarse), lay);
   LH_CHECK_LAUNCH();
 }
 
@@ -160,11 +189,13 @@ void launch_token_gather(const Geometry& g, const SubTensor& rows, const TokenTe
 }  // namespace cuda
 
 void run_gather(const GatherParams& p, cudaStream_t stream) {
-  LH_CUDA_DISPATCH(p.dtype, T, cuda::launch_slot_gather<T, false>(p.g, p.x, p.xg, p.entries_ptr, stream));
+  LH_CUDA_DISPATCH(p.dtype, T,
+                   cuda::launch_slot_gather<T, false>(p.g, p.x, p.xg, p.entries_ptr, p.coarse_ptr, stream));
 }
 
 void run_scatter_backward(const ScatterBackwardParams& p, cudaStream_t stream) {
-  LH_CUDA_DISPATCH(p.dtype, T, cuda::launch_slot_gather<T, true>(p.g, p.dout, p.dog, p.entries_ptr, stream));
+  LH_CUDA_DISPATCH(p.dtype, T,
+                   cuda::launch_slot_gather<T, true>(p.g, p.dout, p.dog, p.entries_ptr, nullptr, stream));
 }
 
 void run_gather_backward(const GatherBackwardParams& p, cudaStream_t stream) {
