@@ -252,8 +252,13 @@ def test_explicit_backend_is_never_swapped():
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-c", _SWAP_SCRIPT], capture_output=True, text=True, timeout=300)
-    print(r.stdout, r.stderr[-2000:])
+    r = subprocess.run([sys.executable, "-u", "-X", "faulthandler", "-c", _SWAP_SCRIPT], capture_output=True,
+                       text=True, timeout=300)
+    print(r.stdout, r.stderr[-3000:])
+    if r.returncode < 0:  # a crash: get the native stack for the report
+        gdb = subprocess.run(["cuda-gdb", "-batch", "-ex", "run", "-ex", "bt 40", "--args", sys.executable, "-c", _SWAP_SCRIPT],
+                             capture_output=True, text=True, timeout=300)
+        print("cuda-gdb:", gdb.stdout[-6000:], gdb.stderr[-1000:])
     assert r.returncode == 0, f"child exited {r.returncode}"
     lines = r.stdout.split("\n")
     for needle in ("flash", "cudnn", "float64"):

@@ -106,62 +106,113 @@ __global__ void __launch_bounds__(kThreads)
 // out[b, t, hx] = sum over h in group(hx), then over levels l, of
 // (kScaled ? 1/c_l : 1) * rows[b, h, inv(l, index_l(t))], with index_l(t) =
 // t / c_l, or (t + 1) / c_l - 1 when kShifted. Positions t < N only.
-// Latency, not bandwidth, limits this kernel if each level's inverse-map
-// lookup and row load wait for the previous level's: so the lookups of up to
-// kLevelBatch levels are issued together, then their row loads, then the
-// sums (still in level order).
-constexpr int kLevelBatch = 4;
+//
+// A block owns `chunk` consecutive tokens of one (row, output head). The rows
+// those tokens need are few (per level about chunk / c_l + 1, per query head
+// of the group) and shared by neighbouring tokens, so the block first looks
+// up all their slots at once, then loads all rows at once into shared memory
+// (two memory round trips per chunk instead of two per token and level), and
+// sums from there in the fixed order: heads, then levels.
+struct TokenLayout {
+  RowLayout row;
+  int chunk;     // tokens per block task
+  int max_rows;  // staged rows per task (group * per-head rows)
+};
+
+__device__ __forceinline__ int64_t level_index(int64_t t, int shift, bool shifted) {
+  return shifted ? ((t + 1) >> shift) - 1 : t >> shift;
+}
 
 template <typename T, bool kShifted, bool kScaled>
 __global__ void __launch_bounds__(kThreads)
-    token_gather_kernel(Geometry g, SubTensor rows, TokenTensor out, const int32_t* __restrict__ inv, RowLayout lay) {
+    token_gather_kernel(Geometry g, SubTensor rows, TokenTensor out, const int32_t* __restrict__ inv, TokenLayout lay) {
   constexpr int kVec = Vec<T>::kElems;
-  const int lane = threadIdx.x % lay.lanes;
-  const int rows_per_block = kThreads / lay.lanes;
+  extern __shared__ uint4 smem[];
+  const int row_vecs = static_cast<int>(g.d / kVec);
+  uint4* staged = smem;                                                      // [max_rows][row_vecs]
+  int32_t* slot = reinterpret_cast<int32_t*>(smem + lay.max_rows * row_vecs);  // [max_rows]
+  __shared__ int64_t first_j[kMaxLevels];  // first level-l index the chunk needs
+  __shared__ int level_row[kMaxLevels + 1];  // staged row of (head 0, level l, first_j[l])
+
+  const int lane = threadIdx.x % lay.row.lanes;
+  const int group_id = threadIdx.x / lay.row.lanes;
+  const int groups = kThreads / lay.row.lanes;
   const int64_t heads = out.heads;
   const int64_t group = g.H / heads;
-  const int64_t items = g.B * g.N * heads;
-  for (int64_t item = int64_t{blockIdx.x} * rows_per_block + threadIdx.x / lay.lanes; item < items;
-       item += int64_t{gridDim.x} * rows_per_block) {
-    const int64_t hx = item % heads;
-    const int64_t t = (item / heads) % g.N;
-    const int64_t b = item / heads / g.N;
-    T* dst = static_cast<T*>(out.ptr) + b * out.batch_stride + hx * out.head_stride + t * out.seq_stride;
-    for (int v = 0; v < lay.vec_per_lane; ++v) {
-      const int64_t col = (lane + v * lay.lanes) * kVec;
-      float acc[kVec];
+  const int64_t chunks = (g.N + lay.chunk - 1) / lay.chunk;
+  for (int64_t task = blockIdx.x; task < g.B * heads * chunks; task += gridDim.x) {
+    const int64_t ch = task % chunks;
+    const int64_t hx = (task / chunks) % heads;
+    const int64_t b = task / chunks / heads;
+    const int64_t t_first = ch * lay.chunk;
+    const int64_t t_last = min(t_first + lay.chunk, g.N) - 1;
+    if (threadIdx.x == 0) {
+      int run = 0;
+      for (int l = 0; l < g.L; ++l) {
+        const int shift = l * g.log2_p;
+        const int64_t lo_raw = level_index(t_first, shift, kShifted);
+        const int64_t lo = lo_raw > 0 ? lo_raw : 0;
+        const int64_t hi = level_index(t_last, shift, kShifted);
+        first_j[l] = lo;
+        level_row[l] = run;
+        run += hi >= lo ? static_cast<int>(hi - lo + 1) : 0;
+      }
+      level_row[g.L] = run;
+    }
+    __syncthreads();
+    const int per_head = level_row[g.L];
+    const int n_rows = per_head * static_cast<int>(group);
+
+    // Round trip 1: the slots of every needed (head, level, index).
+    for (int r = threadIdx.x; r < n_rows; r += kThreads) {
+      const int hl = r / per_head;
+      const int rr = r % per_head;
+      int l = 0;
+      while (rr >= level_row[l + 1]) ++l;
+      const int64_t h = hx * group + hl;
+      slot[r] = inv[(b * g.H + h) * g.P + g.level_offset[l] + first_j[l] + (rr - level_row[l])];
+    }
+    __syncthreads();
+    // Round trip 2: their rows.
+    for (int i = threadIdx.x; i < n_rows * row_vecs; i += kThreads) {
+      const int r = i / row_vecs;
+      const int vi = i % row_vecs;
+      const int32_t sl = slot[r];
+      if (sl >= 0) {
+        const int64_t h = hx * group + r / per_head;
+        const T* src = static_cast<const T*>(rows.ptr) + b * rows.batch_stride + h * rows.head_stride +
+                       sl * rows.seq_stride + vi * kVec;
+        staged[r * row_vecs + vi] = __ldg(reinterpret_cast<const uint4*>(src));
+      }
+    }
+    __syncthreads();
+
+    // Sums, one token per lane group at a time.
+    for (int64_t t = t_first + group_id; t <= t_last; t += groups) {
+      T* dst = static_cast<T*>(out.ptr) + b * out.batch_stride + hx * out.head_stride + t * out.seq_stride;
+      for (int v = 0; v < lay.row.vec_per_lane; ++v) {
+        const int vi = lane + v * lay.row.lanes;
+        float acc[kVec];
 #pragma unroll
-      for (int e = 0; e < kVec; ++e) acc[e] = 0.0f;
-      for (int64_t h = hx * group; h < (hx + 1) * group; ++h) {
-        const int32_t* inv_row = inv + (b * g.H + h) * g.P;
-        const T* src = static_cast<const T*>(rows.ptr) + b * rows.batch_stride + h * rows.head_stride + col;
-        for (int l0 = 0; l0 < g.L; l0 += kLevelBatch) {
-          int32_t slot[kLevelBatch];
-#pragma unroll
-          for (int u = 0; u < kLevelBatch; ++u) {
-            const int l = l0 + u;
+        for (int e = 0; e < kVec; ++e) acc[e] = 0.0f;
+        for (int hl = 0; hl < group; ++hl) {
+          for (int l = 0; l < g.L; ++l) {
             const int shift = l * g.log2_p;
-            const int64_t j = l < g.L ? (kShifted ? ((t + 1) >> shift) - 1 : t >> shift) : -1;
-            slot[u] = j >= 0 ? inv_row[g.level_offset[l] + j] : -1;
-          }
-          float a[kLevelBatch][kVec];
+            const int64_t j = level_index(t, shift, kShifted);
+            if (j < 0) continue;
+            const int r = hl * per_head + level_row[l] + static_cast<int>(j - first_j[l]);
+            if (slot[r] < 0) continue;
+            float a[kVec];
+            unpack(staged[r * row_vecs + vi], a, static_cast<const T*>(nullptr));
+            const float scale = kScaled ? 1.0f / static_cast<float>(int64_t{1} << shift) : 1.0f;
 #pragma unroll
-          for (int u = 0; u < kLevelBatch; ++u) {
-            if (slot[u] >= 0) {
-              load_vec(src + slot[u] * rows.seq_stride, a[u]);
-            }
-          }
-#pragma unroll
-          for (int u = 0; u < kLevelBatch; ++u) {
-            if (slot[u] < 0) continue;
-            const float scale = kScaled ? 1.0f / static_cast<float>(int64_t{1} << ((l0 + u) * g.log2_p)) : 1.0f;
-#pragma unroll
-            for (int e = 0; e < kVec; ++e) acc[e] += kScaled ? __fmul_rn(a[u][e], scale) : a[u][e];  // no FMA: as the CPU twin
+            for (int e = 0; e < kVec; ++e) acc[e] += kScaled ? __fmul_rn(a[e], scale) : a[e];  // no FMA: as the CPU twin
           }
         }
+        store_vec(dst + vi * kVec, acc);
       }
-      store_vec(dst + col, acc);
     }
+    __syncthreads();  // before the next task overwrites the staged rows
   }
 }
 
@@ -178,10 +229,22 @@ void launch_slot_gather(const Geometry& g, const TokenTensor& x, const SubTensor
 template <typename T, bool kShifted, bool kScaled>
 void launch_token_gather(const Geometry& g, const SubTensor& rows, const TokenTensor& out, const int32_t* inv,
                          cudaStream_t stream) {
-  const RowLayout lay = row_layout<T>(g.d);
-  const int64_t n = g.B * g.N * out.heads;
-  token_gather_kernel<T, kShifted, kScaled>
-      <<<grid_blocks(n, kThreads / lay.lanes), kThreads, 0, stream>>>(g, rows, out, inv, lay);
+  constexpr size_t kSmemBudget = 48 * 1024;
+  TokenLayout lay;
+  lay.row = row_layout<T>(g.d);
+  const int64_t group = g.H / out.heads;
+  const size_t row_bytes = static_cast<size_t>(g.d) * sizeof(T) + sizeof(int32_t);
+  // Rows per head for a chunk of C tokens: at most sum_l (C / c_l + 1) < 2C + L.
+  lay.chunk = 128;
+  while (lay.chunk > 1 && static_cast<size_t>(group * (2 * lay.chunk + g.L)) * row_bytes > kSmemBudget) lay.chunk /= 2;
+  lay.max_rows = static_cast<int>(group * (2 * lay.chunk + g.L));
+  const size_t smem = static_cast<size_t>(lay.max_rows) * row_bytes;
+  if (smem > kSmemBudget) {
+    LH_CUDA_CHECK(cudaFuncSetAttribute(token_gather_kernel<T, kShifted, kScaled>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  }
+  const int64_t tasks = g.B * out.heads * ((g.N + lay.chunk - 1) / lay.chunk);
+  token_gather_kernel<T, kShifted, kScaled><<<grid_blocks(tasks, 1), kThreads, smem, stream>>>(g, rows, out, inv, lay);
   LH_CHECK_LAUNCH();
 }
 
