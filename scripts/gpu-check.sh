@@ -23,6 +23,7 @@ if [[ $MODE == build || $MODE == all || ! -x $BUILD_DIR/lighthouse ]]; then
   cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DLIGHTHOUSE_CUDA=ON \
     >"$OUT/build.log" 2>&1 && cmake --build "$BUILD_DIR" -j "$(nproc)" >>"$OUT/build.log" 2>&1
   rc=$?
+  { c++ --version; ninja -C "$BUILD_DIR" -t commands | grep -m1 'sdpa.cpp'; } >"$OUT/toolchain.txt" 2>&1
   summary+=("build: rc=$rc in $(($(date +%s) - start)) s")
   if [[ $rc != 0 ]]; then
     tail -40 "$OUT/build.log"

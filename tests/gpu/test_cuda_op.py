@@ -233,6 +233,12 @@ import sys, torch
 sys.path.insert(0, "python")
 import lighthouse
 q = torch.randn(1, 8192, 4, 64, device="cuda")
+for dev in ("cpu", "cuda"):  # a message with numbers in it, on each device
+    try:
+        x = torch.randn(1, 1000, 4, 64, device=dev)
+        torch.ops.lighthouse.attention(x, x, x, 3, 4, 512)
+    except RuntimeError as e:
+        print("ERROR", dev, "smallest valid N is 8192" in str(e))
 for kwargs, needle in [({"backend": "flash"}, "flash"), ({"backend": "cudnn"}, "cudnn"), ({}, "float64")]:
     x = q.double() if needle == "float64" else q
     try:
@@ -261,7 +267,7 @@ def test_explicit_backend_is_never_swapped():
         print("cuda-gdb:", gdb.stdout[-6000:], gdb.stderr[-1000:])
     assert r.returncode == 0, f"child exited {r.returncode}"
     lines = r.stdout.split("\n")
-    for needle in ("flash", "cudnn", "float64"):
+    for needle in ("cpu", "cuda", "flash", "cudnn", "float64"):
         assert f"ERROR {needle} True" in lines, needle
     assert "AUTO OK True" in lines
 

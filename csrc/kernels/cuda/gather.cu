@@ -107,17 +107,21 @@ __global__ void __launch_bounds__(kThreads)
 // (kScaled ? 1/c_l : 1) * rows[b, h, inv(l, index_l(t))], with index_l(t) =
 // t / c_l, or (t + 1) / c_l - 1 when kShifted. Positions t < N only.
 //
-// A block owns `chunk` consecutive tokens of one (row, output head). The rows
-// those tokens need are few (per level about chunk / c_l + 1, per query head
-// of the group) and shared by neighbouring tokens, so the block first looks
-// up all their slots at once, then loads all rows at once into shared memory
-// (two memory round trips per chunk instead of two per token and level), and
-// sums from there in the fixed order: heads, then levels.
+// A block owns `chunk` consecutive tokens of one (row, output head). Rows of
+// levels >= 1 are few (about chunk / c_l + 1 per level and query head) and
+// shared by neighbouring tokens: the block looks up all slots at once, then
+// loads those rows at once into shared memory (two memory round trips per
+// chunk, not two per token and level). Level-0 rows belong to one token each
+// and are read straight from memory, several tokens in flight per lane.
+// Sums in the fixed order: heads, then levels.
 struct TokenLayout {
   RowLayout row;
   int chunk;     // tokens per block task
-  int max_rows;  // staged rows per task (group * per-head rows)
+  int max_rows;  // staged rows (levels >= 1) per task, all heads of the group
+  int max_slots;  // looked-up slots per task, all heads and levels
 };
+
+constexpr int kTokensInFlight = 2;
 
 __device__ __forceinline__ int64_t level_index(int64_t t, int shift, bool shifted) {
   return shifted ? ((t + 1) >> shift) - 1 : t >> shift;
@@ -130,9 +134,9 @@ __global__ void __launch_bounds__(kThreads)
   extern __shared__ uint4 smem[];
   const int row_vecs = static_cast<int>(g.d / kVec);
   uint4* staged = smem;                                                      // [max_rows][row_vecs]
-  int32_t* slot = reinterpret_cast<int32_t*>(smem + lay.max_rows * row_vecs);  // [max_rows]
-  __shared__ int64_t first_j[kMaxLevels];  // first level-l index the chunk needs
-  __shared__ int level_row[kMaxLevels + 1];  // staged row of (head 0, level l, first_j[l])
+  int32_t* slot = reinterpret_cast<int32_t*>(smem + lay.max_rows * row_vecs);  // [max_slots]
+  __shared__ int64_t first_j[kMaxLevels];    // first level-l index the chunk needs
+  __shared__ int level_slot[kMaxLevels + 1];  // slot-array offset of (head 0, level l)
 
   const int lane = threadIdx.x % lay.row.lanes;
   const int group_id = threadIdx.x / lay.row.lanes;
@@ -154,65 +158,95 @@ __global__ void __launch_bounds__(kThreads)
         const int64_t lo = lo_raw > 0 ? lo_raw : 0;
         const int64_t hi = level_index(t_last, shift, kShifted);
         first_j[l] = lo;
-        level_row[l] = run;
+        level_slot[l] = run;
         run += hi >= lo ? static_cast<int>(hi - lo + 1) : 0;
       }
-      level_row[g.L] = run;
+      level_slot[g.L] = run;
     }
     __syncthreads();
-    const int per_head = level_row[g.L];
-    const int n_rows = per_head * static_cast<int>(group);
+    const int per_head = level_slot[g.L];         // slots per head, all levels
+    const int staged_per_head = per_head - level_slot[1];  // levels >= 1
+    const int n_slots = per_head * static_cast<int>(group);
 
     // Round trip 1: the slots of every needed (head, level, index).
-    for (int r = threadIdx.x; r < n_rows; r += kThreads) {
+    for (int r = threadIdx.x; r < n_slots; r += kThreads) {
       const int hl = r / per_head;
       const int rr = r % per_head;
       int l = 0;
-      while (rr >= level_row[l + 1]) ++l;
+      while (rr >= level_slot[l + 1]) ++l;
       const int64_t h = hx * group + hl;
-      slot[r] = inv[(b * g.H + h) * g.P + g.level_offset[l] + first_j[l] + (rr - level_row[l])];
+      slot[r] = inv[(b * g.H + h) * g.P + g.level_offset[l] + first_j[l] + (rr - level_slot[l])];
     }
     __syncthreads();
-    // Round trip 2: their rows.
-    for (int i = threadIdx.x; i < n_rows * row_vecs; i += kThreads) {
-      const int r = i / row_vecs;
+    // Round trip 2: the rows of levels >= 1 into shared memory.
+    for (int i = threadIdx.x; i < staged_per_head * static_cast<int>(group) * row_vecs; i += kThreads) {
+      const int sr = i / row_vecs;  // staged row: head sr / staged_per_head
       const int vi = i % row_vecs;
-      const int32_t sl = slot[r];
+      const int hl = sr / staged_per_head;
+      const int32_t sl = slot[hl * per_head + level_slot[1] + sr % staged_per_head];
       if (sl >= 0) {
-        const int64_t h = hx * group + r / per_head;
-        const T* src = static_cast<const T*>(rows.ptr) + b * rows.batch_stride + h * rows.head_stride +
+        const T* src = static_cast<const T*>(rows.ptr) + b * rows.batch_stride + (hx * group + hl) * rows.head_stride +
                        sl * rows.seq_stride + vi * kVec;
-        staged[r * row_vecs + vi] = __ldg(reinterpret_cast<const uint4*>(src));
+        staged[sr * row_vecs + vi] = __ldg(reinterpret_cast<const uint4*>(src));
       }
     }
     __syncthreads();
 
-    // Sums, one token per lane group at a time.
-    for (int64_t t = t_first + group_id; t <= t_last; t += groups) {
-      T* dst = static_cast<T*>(out.ptr) + b * out.batch_stride + hx * out.head_stride + t * out.seq_stride;
+    // Sums: each lane group takes tokens in turn, kTokensInFlight at a time
+    // so their level-0 loads overlap.
+    for (int64_t t0 = t_first + group_id * kTokensInFlight; t0 <= t_last; t0 += groups * kTokensInFlight) {
       for (int v = 0; v < lay.row.vec_per_lane; ++v) {
         const int vi = lane + v * lay.row.lanes;
-        float acc[kVec];
+        float acc[kTokensInFlight][kVec];
 #pragma unroll
-        for (int e = 0; e < kVec; ++e) acc[e] = 0.0f;
+        for (int u = 0; u < kTokensInFlight; ++u) {
+#pragma unroll
+          for (int e = 0; e < kVec; ++e) acc[u][e] = 0.0f;
+        }
         for (int hl = 0; hl < group; ++hl) {
-          for (int l = 0; l < g.L; ++l) {
-            const int shift = l * g.log2_p;
-            const int64_t j = level_index(t, shift, kShifted);
-            if (j < 0) continue;
-            const int r = hl * per_head + level_row[l] + static_cast<int>(j - first_j[l]);
-            if (slot[r] < 0) continue;
-            float a[kVec];
-            unpack(staged[r * row_vecs + vi], a, static_cast<const T*>(nullptr));
-            const float scale = kScaled ? 1.0f / static_cast<float>(int64_t{1} << shift) : 1.0f;
+          const T* head_rows = static_cast<const T*>(rows.ptr) + b * rows.batch_stride +
+                               (hx * group + hl) * rows.head_stride + vi * kVec;
+          uint4 raw0[kTokensInFlight];
 #pragma unroll
-            for (int e = 0; e < kVec; ++e) acc[e] += kScaled ? __fmul_rn(a[e], scale) : a[e];  // no FMA: as the CPU twin
+          for (int u = 0; u < kTokensInFlight; ++u) {
+            const int64_t t = t0 + u;
+            const int64_t j0 = level_index(t, 0, kShifted);  // = t
+            const int32_t sl = t <= t_last ? slot[hl * per_head + static_cast<int>(j0 - first_j[0])] : -1;
+            raw0[u] = sl >= 0 ? __ldg(reinterpret_cast<const uint4*>(head_rows + sl * rows.seq_stride))
+                              : make_uint4(0u, 0u, 0u, 0u);
+          }
+#pragma unroll
+          for (int u = 0; u < kTokensInFlight; ++u) {
+            const int64_t t = t0 + u;
+            if (t > t_last) continue;
+            float a[kVec];
+            unpack(raw0[u], a, static_cast<const T*>(nullptr));
+#pragma unroll
+            for (int e = 0; e < kVec; ++e) acc[u][e] += a[e];  // level 0: scale 1; a missing row adds +0
+            for (int l = 1; l < g.L; ++l) {
+              const int shift = l * g.log2_p;
+              const int64_t j = level_index(t, shift, kShifted);
+              if (j < 0) continue;
+              const int rr = level_slot[l] + static_cast<int>(j - first_j[l]);
+              if (slot[hl * per_head + rr] < 0) continue;
+              unpack(staged[(hl * staged_per_head + rr - level_slot[1]) * row_vecs + vi], a,
+                     static_cast<const T*>(nullptr));
+              const float scale = kScaled ? 1.0f / static_cast<float>(int64_t{1} << shift) : 1.0f;
+#pragma unroll
+              for (int e = 0; e < kVec; ++e) acc[u][e] += kScaled ? __fmul_rn(a[e], scale) : a[e];  // no FMA: as the CPU twin
+            }
           }
         }
-        store_vec(dst + vi * kVec, acc);
+#pragma unroll
+        for (int u = 0; u < kTokensInFlight; ++u) {
+          const int64_t t = t0 + u;
+          if (t > t_last) continue;
+          T* dst = static_cast<T*>(out.ptr) + b * out.batch_stride + hx * out.head_stride + t * out.seq_stride;
+          store_vec(dst + vi * kVec, acc[u]);
+        }
       }
     }
-    __syncthreads();  // before the next task overwrites the staged rows
+    __syncthreads();  // before the next task overwrites the staged rows and slots
   }
 }
 
@@ -233,12 +267,19 @@ void launch_token_gather(const Geometry& g, const SubTensor& rows, const TokenTe
   TokenLayout lay;
   lay.row = row_layout<T>(g.d);
   const int64_t group = g.H / out.heads;
-  const size_t row_bytes = static_cast<size_t>(g.d) * sizeof(T) + sizeof(int32_t);
-  // Rows per head for a chunk of C tokens: at most sum_l (C / c_l + 1) < 2C + L.
-  lay.chunk = 128;
-  while (lay.chunk > 1 && static_cast<size_t>(group * (2 * lay.chunk + g.L)) * row_bytes > kSmemBudget) lay.chunk /= 2;
-  lay.max_rows = static_cast<int>(group * (2 * lay.chunk + g.L));
-  const size_t smem = static_cast<size_t>(lay.max_rows) * row_bytes;
+  const size_t row_bytes = static_cast<size_t>(g.d) * sizeof(T);
+  // Per head and chunk of C tokens: level-l rows number at most C / c_l + 1,
+  // so levels >= 1 stage fewer than C + L rows (C / c_l <= C / 2^l summed),
+  // and the slots of all levels fewer than 2C + L.
+  auto smem_for = [&](int chunk) {
+    return static_cast<size_t>(group * (chunk + g.L)) * row_bytes +
+           static_cast<size_t>(group * (2 * chunk + g.L)) * sizeof(int32_t);
+  };
+  lay.chunk = 256;
+  while (lay.chunk > kTokensInFlight && smem_for(lay.chunk) > kSmemBudget) lay.chunk /= 2;
+  lay.max_rows = static_cast<int>(group * (lay.chunk + g.L));
+  lay.max_slots = static_cast<int>(group * (2 * lay.chunk + g.L));
+  const size_t smem = smem_for(lay.chunk);
   if (smem > kSmemBudget) {
     LH_CUDA_CHECK(cudaFuncSetAttribute(token_gather_kernel<T, kShifted, kScaled>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));

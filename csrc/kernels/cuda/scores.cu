@@ -10,10 +10,10 @@
  * order, as the gather and the CPU twin do) and reduces the row's sum of
  * squares in fp64 across the group; the norm is rounded to fp32 once (NaN
  * ranks as +inf), exactly like the CPU twin, so both rank entries
- * identically. Then the same group reduces its span's levels (max over p
- * children), reading back what it wrote: no block barrier anywhere, so many
- * warps stay in flight. Writes every element of sq and sk, padding positions
- * (t >= N) as 0.
+ * identically. No block barrier and nothing but streaming in this kernel;
+ * the levels (max over p children) follow in one small kernel per level,
+ * which reads the level below from L2. Writes every element of sq and sk,
+ * padding positions (t >= N) as 0.
  */
 #include <cmath>
 
@@ -24,7 +24,7 @@ namespace lighthouse {
 namespace cuda {
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = 128;  // small blocks: ~90 registers a thread, still ~20 warps an SM
 
 struct ScoreLayout {
   int lanes;  // threads per row, a power of two <= 32
@@ -34,7 +34,7 @@ struct ScoreLayout {
 template <typename T, int kVpl>
 __global__ void __launch_bounds__(kThreads) scores_kernel(ScoresParams p, ScoreLayout lay) {
   constexpr int kVec = Vec<T>::kElems;
-  constexpr int kUnroll = 4 / kVpl;  // tokens in flight per lane (four 16-byte loads)
+  constexpr int kUnroll = 8 / kVpl;  // tokens in flight per lane (eight 16-byte loads)
   const Geometry& g = p.g;
   const bool pooling = p.pool.q_ptr != nullptr;
   const int hq = static_cast<int>(p.q_src.heads);
@@ -48,8 +48,8 @@ __global__ void __launch_bounds__(kThreads) scores_kernel(ScoresParams p, ScoreL
   const int64_t tasks = g.B * n_coarse * heads;
   const int64_t stride = int64_t{gridDim.x} * groups;
 
-  // Every lane runs every iteration (the shuffles and __syncwarp need whole
-  // warps); groups past the last task idle with zeros.
+  // Every lane runs every iteration (the shuffles need whole warps); groups
+  // past the last task idle with zeros.
   for (int64_t base = int64_t{blockIdx.x} * groups; base < tasks; base += stride) {
     const int64_t task = base + threadIdx.x / lay.lanes;
     const bool active = task < tasks;
@@ -120,21 +120,25 @@ __global__ void __launch_bounds__(kThreads) scores_kernel(ScoresParams p, ScoreL
         }
       }
     }
-    // The span's levels, by the group that wrote its base scores.
-    for (int l = 1; l < g.L; ++l) {
-      __syncwarp();  // the level below is written and visible to the group
-      const int64_t per_span = int64_t{1} << ((g.L - 1 - l) * g.log2_p);
-      if (active && side < 2) {
-        for (int64_t i = lane; i < per_span; i += lay.lanes) {
-          const int64_t jl = j * per_span + i;
-          const float* prev = scores + g.level_offset[l - 1] + (jl << g.log2_p);
-          float m = prev[0];
-          for (int ch = 1; ch < (1 << g.log2_p); ++ch) m = fmaxf(m, prev[ch]);
-          scores[g.level_offset[l] + jl] = m;
-        }
-      }
-    }
-    __syncwarp();
+  }
+}
+
+// Level l of every (row, scored head) from level l-1.
+__global__ void __launch_bounds__(kThreads) level_kernel(ScoresParams p, int l) {
+  const Geometry& g = p.g;
+  const int hq = static_cast<int>(p.q_src.heads);
+  const int heads = hq + static_cast<int>(p.k_src.heads);
+  const int64_t n_l = g.level_size(l);
+  const int64_t items = g.B * heads * n_l;
+  for (int64_t i = blockIdx.x * int64_t{kThreads} + threadIdx.x; i < items; i += int64_t{gridDim.x} * kThreads) {
+    const int64_t j = i % n_l;
+    const int hh = static_cast<int>((i / n_l) % heads);
+    const int64_t b = i / n_l / heads;
+    float* row = hh < hq ? p.sq_ptr + (b * hq + hh) * g.P : p.sk_ptr + (b * (heads - hq) + hh - hq) * g.P;
+    const float* prev = row + g.level_offset[l - 1] + (j << g.log2_p);
+    float m = prev[0];
+    for (int c = 1; c < (1 << g.log2_p); ++c) m = fmaxf(m, prev[c]);
+    row[g.level_offset[l] + j] = m;
   }
 }
 
@@ -144,6 +148,11 @@ void launch_scores(const ScoresParams& p, const ScoreLayout& lay, cudaStream_t s
   const int64_t tasks = p.g.B * p.g.level_size(p.g.L - 1) * heads;
   scores_kernel<T, kVpl><<<grid_blocks(tasks, kThreads / lay.lanes), kThreads, 0, stream>>>(p, lay);
   LH_CHECK_LAUNCH();
+  const int64_t scored = p.q_src.heads + p.k_src.heads;
+  for (int l = 1; l < p.g.L; ++l) {
+    level_kernel<<<grid_blocks(p.g.B * scored * p.g.level_size(l), kThreads), kThreads, 0, stream>>>(p, l);
+    LH_CHECK_LAUNCH();
+  }
 }
 
 template <typename T>
