@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import torch
 
+import oracle
 from oracle import Geometry
+from tolerances import assert_within_rule, stock_sdpa
 
 
 @dataclass(frozen=True)
@@ -71,3 +73,37 @@ def forward_backward(q, k, v, case: Case, grad_out, **kw):
     out = attention(q, k, v, case, **kw)
     grads = torch.autograd.grad(out, (q, k, v), grad_out)
     return out.detach(), grads
+
+
+def oracle_forward_backward(q, k, v, case, entries, grad_out, dtype, sdpa=oracle.causal_sdpa):
+    """The oracle's output and (dq, dk, dv) in `dtype` for a fixed selection."""
+    leaves = [x.detach().to(dtype).requires_grad_() for x in (q, k, v)]
+    out = oracle.attention(*leaves, *case.config, entries=entries, dtype=dtype, sdpa=sdpa)
+    grads = torch.autograd.grad(out, leaves, grad_out.to(dtype))
+    return out.detach(), grads
+
+
+def check_against_oracle(case: Case, seed: int, backend: str = "auto", **kw) -> dict:
+    """Seeded inputs for `case`; see check_inputs_against_oracle."""
+    q, k, v = inputs(case, seed, requires_grad=True)
+    grad_out = randn_like(torch.empty(case.B, case.N, case.H, case.d, dtype=case.dtype), seed + 1)
+    return check_inputs_against_oracle(q, k, v, grad_out, case, backend, **kw)
+
+
+def check_inputs_against_oracle(q, k, v, grad_out, case: Case, backend: str = "auto", **kw) -> dict:
+    """Entries exactly as the oracle's; output and gradients of the op (leaves
+    q, k, v) within the tolerance rule against the float64 oracle, the stock
+    path being the oracle in case.dtype with torch's SDPA for `backend`."""
+    entries = select(q.detach(), k.detach(), case, v=v.detach(), **kw)
+    assert torch.equal(entries, oracle.select(q.detach(), k.detach(), *case.config, v=v.detach(), **kw))
+    out, grads = forward_backward(q, k, v, case, grad_out, backend=backend, **kw)
+    ref_out, ref_grads = oracle_forward_backward(q, k, v, case, entries, grad_out, torch.float64)
+    stock_out = stock_grads = None
+    if case.dtype != torch.float64:
+        stock_out, stock_grads = oracle_forward_backward(q, k, v, case, entries, grad_out, case.dtype,
+                                                         stock_sdpa(backend))
+    report = {"out": assert_within_rule(f"{case} out", out, ref_out, stock_out, "out")}
+    for i, name in enumerate(("dq", "dk", "dv")):
+        report[name] = assert_within_rule(f"{case} {name}", grads[i], ref_grads[i],
+                                          None if stock_grads is None else stock_grads[i], "grad")
+    return report

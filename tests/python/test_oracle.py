@@ -16,8 +16,8 @@ import pytest
 import torch
 
 import oracle
-from common import Case, forward_backward, inputs, min_n, randn_like, select
-from tolerances import assert_within_rule, stock_sdpa
+from common import Case, check_against_oracle, inputs, min_n, randn_like, select
+from tolerances import assert_within_rule
 
 GRID = [(L, p, k) for L in (2, 3, 4) for p in (2, 4, 8) for k in (128, 256, 512)]
 DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float32, torch.float16)
@@ -177,31 +177,6 @@ def test_value_cases_cover_every_axis_value():
     }
     assert axes == {"L": {2, 3, 4}, "p": {2, 4, 8}, "top_k": {128, 256, 512}, "B": {1, 2}, "d": {32, 64, 128},
                     "ratio": {1, 2, 4}, "padded": {False, True}}
-
-
-def oracle_forward_backward(q, k, v, case, entries, grad_out, dtype, sdpa=oracle.causal_sdpa):
-    leaves = [x.detach().to(dtype).requires_grad_() for x in (q, k, v)]
-    out = oracle.attention(*leaves, *case.config, entries=entries, dtype=dtype, sdpa=sdpa)
-    grads = torch.autograd.grad(out, leaves, grad_out.to(dtype))
-    return out.detach(), grads
-
-
-def check_against_oracle(case: Case, seed: int, backend: str = "auto", **kw):
-    q, k, v = inputs(case, seed, requires_grad=True)
-    grad_out = randn_like(torch.empty(case.B, case.N, case.H, case.d, dtype=case.dtype), seed + 1)
-    entries = select(q.detach(), k.detach(), case, v=v.detach(), **kw)
-    assert torch.equal(entries, oracle.select(q.detach(), k.detach(), *case.config, v=v.detach(), **kw))
-    out, grads = forward_backward(q, k, v, case, grad_out, backend=backend, **kw)
-    ref_out, ref_grads = oracle_forward_backward(q, k, v, case, entries, grad_out, torch.float64)
-    stock_out = stock_grads = None
-    if case.dtype != torch.float64:
-        stock_out, stock_grads = oracle_forward_backward(q, k, v, case, entries, grad_out, case.dtype,
-                                                         stock_sdpa(backend))
-    report = {"out": assert_within_rule(f"{case} out", out, ref_out, stock_out, "out")}
-    for i, name in enumerate(("dq", "dk", "dv")):
-        report[name] = assert_within_rule(f"{case} {name}", grads[i], ref_grads[i],
-                                          None if stock_grads is None else stock_grads[i], "grad")
-    return report
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["fp64", "fp32"])
