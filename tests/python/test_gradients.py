@@ -24,6 +24,14 @@ from common import Case, attention, inputs, randn_like, select
 F64 = torch.float64
 
 
+@pytest.fixture
+def one_thread():
+    """gradcheck makes thousands of tiny op calls; with several intra-op threads
+    the pool hand-offs dominate (10x slower on a loaded 2-core machine).
+    conftest.py restores the thread count afterwards."""
+    torch.set_num_threads(1)
+
+
 def f64(case: Case) -> Case:
     return Case(case.L, case.p, case.top_k, case.N, case.B, case.H, case.H_kv, case.d, F64)
 
@@ -38,7 +46,7 @@ def f64(case: Case) -> Case:
     ],
     ids=lambda x: str(x),
 )
-def test_gradcheck_full_op_fixed_selection(case, fast):
+def test_gradcheck_full_op_fixed_selection(case, fast, one_thread):
     q, k, v = inputs(case, seed=41, requires_grad=True)
     entries = select(q.detach(), k.detach(), case)
     for backend in ("auto", "math"):
@@ -53,7 +61,7 @@ def test_gradcheck_full_op_fixed_selection(case, fast):
     [Case(2, 2, 128, 256 + 1, B=1, H=2, H_kv=1, d=3, dtype=F64), Case(3, 2, 128, 512, B=2, H=2, H_kv=2, d=2, dtype=F64)],
     ids=str,
 )
-def test_gradcheck_stages(case):
+def test_gradcheck_stages(case, one_thread):
     q, k, v = inputs(case, seed=42, requires_grad=True)
     entries = oracle.select(q.detach(), k.detach(), *case.config)
     fast = case.B * case.N * case.H * case.d > 1024
