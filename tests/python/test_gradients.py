@@ -58,7 +58,10 @@ def test_gradcheck_full_op_fixed_selection(case, fast, one_thread):
 
 @pytest.mark.parametrize(
     "case",
-    [Case(2, 2, 128, 256 + 1, B=1, H=2, H_kv=1, d=3, dtype=F64), Case(3, 2, 128, 512, B=2, H=2, H_kv=2, d=2, dtype=F64)],
+    [
+        Case(2, 2, 128, 256 + 1, B=1, H=2, H_kv=1, d=3, dtype=F64),
+        Case(3, 2, 128, 512, B=2, H=2, H_kv=2, d=2, dtype=F64),
+    ],
     ids=str,
 )
 def test_gradcheck_stages(case, one_thread):
