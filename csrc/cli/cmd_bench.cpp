@@ -467,7 +467,7 @@ int bench_main(int argc, char** argv) {
   app.add_option("--scorer", a.scorer, "norm | dilated")->capture_default_str();
   app.add_option("--backend", a.backend, "inner SDPA backend: auto | cudnn | flash | efficient | math")
       ->capture_default_str();
-  app.add_option("--dense", a.dense_backends, "dense baselines (default: auto on CPU; cudnn,flash on CUDA)")
+  app.add_option("--dense", a.dense_backends, "dense baselines (default: flash (the CPU flash kernel) on CPU; cudnn,flash on CUDA)")
       ->delimiter(',');
   app.add_flag("--no-dense", a.no_dense, "skip the dense baselines");
   app.add_option("--dense-max-n", a.dense_max_n, "skip dense baselines above this N (0: never)");
@@ -495,7 +495,7 @@ int bench_main(int argc, char** argv) {
   if (a.dtype.empty()) a.dtype = cuda ? "bfloat16" : "float32";
   if (a.repeats == 0) a.repeats = cuda ? 10 : 3;
   if (a.dense_backends.empty()) a.dense_backends = cuda ? std::vector<std::string>{"cudnn", "flash"}
-                                                        : std::vector<std::string>{"auto"};
+                                                        : std::vector<std::string>{"flash"};
   if (a.seq_lens.empty()) {
     if (cuda) {
       a.seq_lens = {32768, 65536, 98304, 131072, 262144, 524288, 1048576};
