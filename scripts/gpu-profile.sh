@@ -8,7 +8,7 @@ BUILD_DIR=${BUILD_DIR:-build-gpu}
 mkdir -p "$OUT"
 export LIGHTHOUSE_LIBRARY=$PWD/$BUILD_DIR/liblighthouse_ops.so PYTHONPATH=$PWD/python
 # Second run's kernels only (the first warms up): skip one instance of each.
-timeout 300 ncu --kernel-name regex:"scores_kernel|select_kernel|slot_gather|token_gather" --launch-skip 7 --launch-count 7 \
+timeout 300 ncu --kernel-name regex:"scores_kernel|select_kernel|slot_gather|token_gather" --launch-skip 10 --launch-count 10 \
   --section SpeedOfLight --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis \
   --section WarpStateStats python3 tests/gpu/profile_run.py >"$OUT/ncu.txt" 2>&1
 echo "ncu rc=$?"
