@@ -123,34 +123,45 @@ Llama::Llama(const config::ModelConfig& model, const config::LighthouseConfig& l
   modes_.assign(model.layers, other);
   for (const int64_t i : config::resolved_dense_layers(model)) modes_[i] = AttentionMode::kDense;
 
-  const int64_t D = model.d_model, H = model.heads, Hkv = model.kv_heads, d = head_dim_, F = model.ffn_hidden;
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  const auto opts = at::TensorOptions().dtype(at::kFloat);
   const double out_std = model.init_std / std::sqrt(2.0 * static_cast<double>(model.layers));
+  const auto ends_with = [](const std::string& s, const char* suffix) {
+    const size_t n = std::char_traits<char>::length(suffix);
+    return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+  };
   // Initialised on CPU with the private generator, then moved: the same seed
   // gives the same weights on every device.
-  auto normal = [&](std::vector<int64_t> shape, double std) {
-    return at::empty(shape, opts).normal_(0.0, std, gen).to(device);
-  };
-  auto ones = [&](int64_t n) { return at::ones({n}, opts).to(device); };
-  auto add = [&](std::string name, at::Tensor t) { params_.emplace_back(std::move(name), t.requires_grad_(true)); };
-
-  add("model.embed_tokens.weight", normal({model.vocab_size, D}, model.init_std));
-  for (int64_t l = 0; l < model.layers; ++l) {
-    layer_offset_.push_back(params_.size());
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    add(p + kLayerParamNames[0], ones(D));
-    add(p + kLayerParamNames[1], normal({H * d, D}, model.init_std));
-    add(p + kLayerParamNames[2], normal({Hkv * d, D}, model.init_std));
-    add(p + kLayerParamNames[3], normal({Hkv * d, D}, model.init_std));
-    add(p + kLayerParamNames[4], normal({D, H * d}, out_std));
-    add(p + kLayerParamNames[5], ones(D));
-    add(p + kLayerParamNames[6], normal({F, D}, model.init_std));
-    add(p + kLayerParamNames[7], normal({F, D}, model.init_std));
-    add(p + kLayerParamNames[8], normal({D, F}, out_std));
+  for (const auto& [name, shape] : parameter_shapes(model)) {
+    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(at::kFloat));
+    if (shape.size() == 1) {
+      t.fill_(1.0);  // RMSNorm gains
+    } else if (ends_with(name, "o_proj.weight") || ends_with(name, "down_proj.weight")) {
+      t.normal_(0.0, out_std, gen);  // residual-branch outputs: depth-scaled
+    } else {
+      t.normal_(0.0, model.init_std, gen);
+    }
+    if (name.rfind("model.layers.", 0) == 0 && ends_with(name, kLayerParamNames[0])) {
+      layer_offset_.push_back(params_.size());
+    }
+    params_.emplace_back(name, t.to(device).requires_grad_(true));
   }
-  add("model.norm.weight", ones(D));
-  add("lm_head.weight", normal({model.vocab_size, D}, model.init_std));
+}
+
+std::vector<std::pair<std::string, std::vector<int64_t>>> parameter_shapes(const config::ModelConfig& model) {
+  const int64_t D = model.d_model, H = model.heads, Hkv = model.kv_heads, d = config::head_dim(model),
+                F = model.ffn_hidden, V = model.vocab_size;
+  const std::vector<int64_t> shapes[kLayerParams] = {{D},      {H * d, D}, {Hkv * d, D}, {Hkv * d, D}, {D, H * d},
+                                                     {D},      {F, D},     {F, D},       {D, F}};
+  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+  out.emplace_back("model.embed_tokens.weight", std::vector<int64_t>{V, D});
+  for (int64_t l = 0; l < model.layers; ++l) {
+    for (int i = 0; i < kLayerParams; ++i) {
+      out.emplace_back("model.layers." + std::to_string(l) + "." + kLayerParamNames[i], shapes[i]);
+    }
+  }
+  out.emplace_back("model.norm.weight", std::vector<int64_t>{D});
+  out.emplace_back("lm_head.weight", std::vector<int64_t>{V, D});
+  return out;
 }
 
 void Llama::set_compute_dtype(at::ScalarType dtype) {

@@ -117,6 +117,11 @@ class Llama {
   std::vector<size_t> layer_offset_;
 };
 
+// Names and shapes of the parameters of a model config, in the model's
+// order (Hugging Face names). Export and checkpoint checks use it without
+// building a model.
+std::vector<std::pair<std::string, std::vector<int64_t>>> parameter_shapes(const config::ModelConfig& model);
+
 // RoPE tables for positions 0..N-1, Hugging Face layout: cos, sin [N, d]
 // float32 with the d/2 frequencies repeated twice.
 std::pair<at::Tensor, at::Tensor> rope_tables(int64_t seq_len, int64_t head_dim, double theta, at::Device device);
