@@ -11,13 +11,13 @@
 
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "commands.h"
 #include "data/pack.h"
+#include "io/files.h"
 
 namespace lighthouse::cli {
 namespace {
@@ -57,7 +57,7 @@ int data_main(int argc, char** argv) {
   opt.shard_bytes = shard_mb * 1000000;
   if (inputs.empty()) {
     const std::string corpus = data::default_corpus_dir();
-    if (!std::filesystem::is_directory(corpus))
+    if (!io::is_directory(corpus))
       throw std::runtime_error("the default corpus '" + corpus +
                                "' is not installed: run `bash scripts/setup.sh` (installs Debian's linux-doc-6.1) or "
                                "name text files or directories to pack");

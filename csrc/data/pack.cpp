@@ -9,9 +9,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <stdexcept>
-#include <system_error>
 
 #include "data/rng.h"
 #include "data/tokenizer.h"
@@ -20,7 +18,6 @@
 namespace lighthouse::data {
 namespace {
 
-namespace fs = std::filesystem;
 using Json = nlohmann::ordered_json;
 
 constexpr uint64_t kShuffleStream = 1;
@@ -72,12 +69,6 @@ std::string percent(uint64_t part, uint64_t whole) {
   return buf;
 }
 
-std::string normalized(const fs::path& p) {
-  std::error_code ec;
-  fs::path c = fs::weakly_canonical(fs::absolute(p), ec);
-  return (ec ? p.lexically_normal() : c).string();
-}
-
 bool is_packed_file_name(const std::string& name) {
   if (name == "manifest.json") return true;
   auto ends = [&](const char* suffix) {
@@ -88,54 +79,59 @@ bool is_packed_file_name(const std::string& name) {
 }
 
 // Throws unless `dir` is absent, empty or holds only files pack() writes.
-void check_replaceable(const fs::path& dir, const std::string& what) {
-  std::error_code ec;
-  if (!fs::exists(dir, ec)) return;
-  if (!fs::is_directory(dir)) fail(what + " '" + dir.string() + "' exists and is not a directory");
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    if (!e.is_regular_file() || !is_packed_file_name(name))
-      fail(what + " '" + dir.string() + "' exists and is not a packed dataset (it holds '" + name +
+void check_replaceable(const std::string& dir, const std::string& what) {
+  if (!io::path_exists(dir)) return;
+  if (!io::is_directory(dir)) fail(what + " '" + dir + "' exists and is not a directory");
+  for (const std::string& name : io::list_dir(dir)) {
+    if (!io::is_regular_file(dir + "/" + name) || !is_packed_file_name(name))
+      fail(what + " '" + dir + "' exists and is not a packed dataset (it holds '" + name +
            "'); choose another output directory");
   }
 }
 
+// Regular files under dir (symlinks followed), as paths relative to it, in
+// sorted order; directories in `skip` (canonical paths) are not entered.
+void walk(const std::string& dir, const std::string& rel, const std::vector<std::string>& skip,
+          std::vector<std::string>* out) {
+  for (const std::string& name : io::list_dir(dir)) {
+    const std::string path = dir + "/" + name, r = rel.empty() ? name : rel + "/" + name;
+    if (io::is_directory(path)) {
+      if (std::find(skip.begin(), skip.end(), io::canonical_path(path)) != skip.end()) continue;
+      walk(path, r, skip, out);
+    } else if (io::is_regular_file(path)) {
+      out->push_back(r);
+    }
+  }
+}
+
 void collect(const PackOptions& opt, std::vector<InputFile>* files) {
-  const std::string out_norm = normalized(opt.out_dir), partial_norm = normalized(opt.out_dir + ".partial");
+  // Never pack our own output (out_dir inside an input).
+  const std::vector<std::string> skip = {io::canonical_path(opt.out_dir), io::canonical_path(opt.out_dir + ".partial"),
+                                         io::canonical_path(opt.out_dir + ".old")};
   for (size_t i = 0; i < opt.inputs.size(); ++i) {
-    const fs::path in(opt.inputs[i]);
-    std::error_code ec;
-    auto st = fs::status(in, ec);
-    if (ec || !fs::exists(st)) fail("input '" + in.string() + "' does not exist");
-    std::vector<InputFile> found;
-    if (fs::is_directory(st)) {
-      fs::recursive_directory_iterator it(in, ec), end;
-      if (ec) fail("cannot read directory '" + in.string() + "': " + ec.message());
-      for (; it != end; it.increment(ec)) {
-        if (ec) fail("cannot read directory under '" + in.string() + "': " + ec.message());
-        const std::string norm = normalized(it->path());
-        if (it->is_directory() && (norm == out_norm || norm == partial_norm)) {
-          it.disable_recursion_pending();  // never pack our own output
-          continue;
-        }
-        if (!it->is_regular_file()) continue;
+    std::string in = opt.inputs[i];
+    while (in.size() > 1 && in.back() == '/') in.pop_back();
+    if (!io::path_exists(in)) fail("input '" + in + "' does not exist");
+    if (io::is_directory(in)) {
+      std::vector<std::string> rels;
+      walk(in, "", skip, &rels);
+      std::sort(rels.begin(), rels.end());
+      for (const std::string& r : rels) {
         InputFile f;
         f.input = static_cast<int>(i);
-        f.rel = it->path().lexically_relative(in).generic_string();
-        f.path = it->path().string();
-        found.push_back(std::move(f));
+        f.rel = r;
+        f.path = in + "/" + r;
+        files->push_back(std::move(f));
       }
-      std::sort(found.begin(), found.end(), [](const InputFile& a, const InputFile& b) { return a.rel < b.rel; });
-    } else if (fs::is_regular_file(st)) {
+    } else if (io::is_regular_file(in)) {
       InputFile f;
       f.input = static_cast<int>(i);
-      f.rel = in.generic_string();
-      f.path = in.string();
-      found.push_back(std::move(f));
+      f.rel = in;
+      f.path = in;
+      files->push_back(std::move(f));
     } else {
-      fail("input '" + in.string() + "' is neither a file nor a directory");
+      fail("input '" + in + "' is neither a file nor a directory");
     }
-    for (auto& f : found) files->push_back(std::move(f));
   }
 }
 
@@ -228,7 +224,7 @@ PackSummary pack(const PackOptions& opt) {
   if (!(opt.val_fraction >= 0.0 && opt.val_fraction < 1.0))
     fail("val_fraction must be in [0, 1), got " + std::to_string(opt.val_fraction));
   if (opt.shard_bytes == 0) fail("shard_bytes must be positive");
-  const fs::path out_dir(opt.out_dir), partial(opt.out_dir + ".partial");
+  const std::string out_dir = opt.out_dir, partial = opt.out_dir + ".partial", old = opt.out_dir + ".old";
   check_replaceable(out_dir, "output directory");
   check_replaceable(partial, "leftover directory");
 
@@ -317,12 +313,10 @@ PackSummary pack(const PackOptions& opt) {
   }
 
   // Write into <out>.partial, then swap it into place.
-  std::error_code ec;
-  fs::remove_all(partial, ec);
-  if (!fs::create_directories(partial, ec) && ec)
-    fail("cannot create '" + partial.string() + "': " + ec.message());
-  const SplitOut tr = write_split(partial.string(), "train", train, opt.shard_bytes, &sum.bytes_on_disk);
-  const SplitOut va = write_split(partial.string(), "val", val, opt.shard_bytes, &sum.bytes_on_disk);
+  io::remove_tree(partial);
+  io::make_dirs(partial);
+  const SplitOut tr = write_split(partial, "train", train, opt.shard_bytes, &sum.bytes_on_disk);
+  const SplitOut va = write_split(partial, "val", val, opt.shard_bytes, &sum.bytes_on_disk);
 
   io::Sha256 id;
   for (const SplitOut* s : {&tr, &va}) {
@@ -376,29 +370,25 @@ PackSummary pack(const PackOptions& opt) {
   }
   m["files"] = std::move(fl);
   const std::string manifest = m.dump(1) + "\n";
-  io::write_file_atomic((partial / "manifest.json").string(), manifest);
+  io::write_file_atomic(partial + "/manifest.json", manifest);
   sum.bytes_on_disk += manifest.size();
 
   // Swap: old -> <out>.old, partial -> out, drop old.
-  const fs::path old(opt.out_dir + ".old");
-  fs::remove_all(old, ec);
-  if (fs::exists(out_dir)) {
-    fs::rename(out_dir, old, ec);
-    if (ec) fail("cannot move the old '" + out_dir.string() + "' aside: " + ec.message());
-  }
-  fs::rename(partial, out_dir, ec);
-  if (ec) fail("cannot rename '" + partial.string() + "' to '" + out_dir.string() + "': " + ec.message());
-  fs::remove_all(old, ec);
-  io::fsync_dir(out_dir.has_parent_path() ? out_dir.parent_path().string() : ".");
+  check_replaceable(old, "leftover directory");
+  io::remove_tree(old);
+  if (io::path_exists(out_dir)) io::rename_path(out_dir, old);
+  io::rename_path(partial, out_dir);
+  io::remove_tree(old);
+  const std::string canon = io::canonical_path(out_dir);
+  io::fsync_dir(canon.substr(0, std::max<size_t>(1, canon.find_last_of('/'))));
   return sum;
 }
 
 PackedSplit read_packed_split(const std::string& dir, Split split) {
   const std::string where = "packed dataset '" + dir + "'";
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) fail(where + ": no such directory (run `lighthouse data` to make one)");
+  if (!io::is_directory(dir)) fail(where + ": no such directory (run `lighthouse data` to make one)");
   const std::string manifest_path = dir + "/manifest.json";
-  if (!fs::exists(manifest_path, ec))
+  if (!io::path_exists(manifest_path))
     fail(where + ": no manifest.json, not a packed dataset (run `lighthouse data --out " + dir + "`)");
   PackedSplit out;
   out.dir = dir;

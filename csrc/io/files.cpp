@@ -3,7 +3,10 @@
  */
 #include "io/files.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +14,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <stdexcept>
@@ -123,6 +127,86 @@ std::string read_file(const std::string& path) {
   }
   ::close(fd);
   return out;
+}
+
+// ---------------------------------------------------------------- paths
+
+bool path_exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+bool is_directory(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool is_regular_file(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::vector<std::string> list_dir(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) throw std::runtime_error(os_error("cannot read directory", dir, errno));
+  std::vector<std::string> names;
+  errno = 0;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(std::move(name));
+    errno = 0;
+  }
+  int err = errno;
+  ::closedir(d);
+  if (err != 0) throw std::runtime_error(os_error("cannot read directory", dir, err));
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+void make_dirs(const std::string& path) {
+  if (path.empty() || is_directory(path)) return;
+  const std::string parent = dir_of(path);
+  if (parent != path && parent != "." && parent != "/") make_dirs(parent);
+  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
+    throw std::runtime_error(os_error("cannot create directory", path, errno));
+  if (!is_directory(path)) throw std::runtime_error("cannot create directory '" + path + "': a file is in the way");
+}
+
+void remove_tree(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return;
+    throw std::runtime_error(os_error("cannot remove", path, errno));
+  }
+  if (S_ISDIR(st.st_mode)) {
+    for (const std::string& name : list_dir(path)) remove_tree(path + "/" + name);
+    if (::rmdir(path.c_str()) != 0) throw std::runtime_error(os_error("cannot remove directory", path, errno));
+  } else if (::unlink(path.c_str()) != 0) {
+    throw std::runtime_error(os_error("cannot remove", path, errno));
+  }
+}
+
+void rename_path(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0)
+    throw std::runtime_error(os_error("cannot rename '" + from + "' to", to, errno));
+}
+
+std::string canonical_path(const std::string& path) {
+  char buf[PATH_MAX];
+  if (::realpath(path.c_str(), buf)) return buf;
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  const std::string parent = dir_of(p);
+  if (parent == p) return p;
+  std::string head = canonical_path(parent);
+  return head + (!head.empty() && head.back() == '/' ? "" : "/") + base_of(p);
+}
+
+std::string make_temp_dir(const std::string& prefix) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/" + prefix + "-XXXXXX";
+  if (!::mkdtemp(tmpl.data())) throw std::runtime_error(os_error("cannot create a temporary directory", tmpl, errno));
+  return tmpl;
 }
 
 // ---------------------------------------------------------------- SHA-256

@@ -8,6 +8,11 @@
  * is destroyed without commit() removes its temporary file and leaves the
  * target untouched. Errors are std::runtime_error naming the path and the
  * OS reason.
+ *
+ * The path helpers below are plain POSIX on purpose: libtorch.so (2.11
+ * wheel) exports its own copy of std::filesystem's free functions, which
+ * take precedence in any program linked with it and crash (remove_all
+ * segfaults). Code that may be linked with torch uses these instead.
  */
 #pragma once
 
@@ -15,6 +20,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace lighthouse::io {
 
@@ -48,6 +54,21 @@ void write_file_atomic(const std::string& path, std::string_view bytes);
 std::string read_file(const std::string& path);
 // fsync a directory (after a rename into it); throws on failure.
 void fsync_dir(const std::string& dir);
+
+// Path helpers (POSIX; see the note at the top).
+bool path_exists(const std::string& path);      // follows symlinks
+bool is_directory(const std::string& path);     // follows symlinks
+bool is_regular_file(const std::string& path);  // follows symlinks
+// Entry names of a directory (no "." or ".."), sorted bytewise; throws naming the directory.
+std::vector<std::string> list_dir(const std::string& dir);
+void make_dirs(const std::string& path);   // mkdir -p; throws naming the path
+void remove_tree(const std::string& path); // rm -rf without following symlinks; absent is fine
+void rename_path(const std::string& from, const std::string& to);
+// Absolute, symlink-free form of path (its parent's, plus the last name, if
+// path does not exist yet); for comparing paths.
+std::string canonical_path(const std::string& path);
+// A new empty directory under $TMPDIR (or /tmp) named prefix-XXXXXX.
+std::string make_temp_dir(const std::string& prefix);
 
 // SHA-256 (FIPS 180-4), streaming.
 class Sha256 {
