@@ -91,20 +91,23 @@ void check_replaceable(const std::string& dir, const std::string& what) {
 
 // Regular files under dir (symlinks followed), as paths relative to it, in
 // sorted order; directories in `skip` (canonical paths) are not entered.
+// Other entries (dangling links, sockets, FIFOs) go to `others`.
 void walk(const std::string& dir, const std::string& rel, const std::vector<std::string>& skip,
-          std::vector<std::string>* out) {
+          std::vector<std::string>* out, std::vector<std::string>* others) {
   for (const std::string& name : io::list_dir(dir)) {
     const std::string path = dir + "/" + name, r = rel.empty() ? name : rel + "/" + name;
     if (io::is_directory(path)) {
       if (std::find(skip.begin(), skip.end(), io::canonical_path(path)) != skip.end()) continue;
-      walk(path, r, skip, out);
+      walk(path, r, skip, out, others);
     } else if (io::is_regular_file(path)) {
       out->push_back(r);
+    } else {
+      others->push_back(path);
     }
   }
 }
 
-void collect(const PackOptions& opt, std::vector<InputFile>* files) {
+void collect(const PackOptions& opt, std::vector<InputFile>* files, std::vector<SkippedFile>* others) {
   // Never pack our own output (out_dir inside an input).
   const std::vector<std::string> skip = {io::canonical_path(opt.out_dir), io::canonical_path(opt.out_dir + ".partial"),
                                          io::canonical_path(opt.out_dir + ".old")};
@@ -113,8 +116,9 @@ void collect(const PackOptions& opt, std::vector<InputFile>* files) {
     while (in.size() > 1 && in.back() == '/') in.pop_back();
     if (!io::path_exists(in)) fail("input '" + in + "' does not exist");
     if (io::is_directory(in)) {
-      std::vector<std::string> rels;
-      walk(in, "", skip, &rels);
+      std::vector<std::string> rels, other;
+      walk(in, "", skip, &rels, &other);
+      for (const std::string& o : other) others->push_back({o, "not a regular file"});
       std::sort(rels.begin(), rels.end());
       for (const std::string& r : rels) {
         InputFile f;
@@ -229,10 +233,10 @@ PackSummary pack(const PackOptions& opt) {
   check_replaceable(partial, "leftover directory");
 
   std::vector<InputFile> files;
-  collect(opt, &files);
   PackSummary sum;
+  collect(opt, &files, &sum.skipped);
   sum.out_dir = opt.out_dir;
-  sum.files_seen = static_cast<int64_t>(files.size());
+  sum.files_seen = static_cast<int64_t>(files.size() + sum.skipped.size());
   if (files.empty()) fail("no files in the inputs (empty directory?)");
 
   // Read in the seeded order until max_bytes.
@@ -288,7 +292,7 @@ PackSummary pack(const PackOptions& opt) {
     int64_t empty = 0;
     for (const auto& s : sum.skipped) empty += s.reason == "empty";
     fail("no text in the inputs: " + std::to_string(sum.files_seen) + " file(s), all skipped (" +
-         std::to_string(empty) + " empty, " + std::to_string(sum.files_skipped - empty) + " not text)");
+         std::to_string(empty) + " empty, " + std::to_string(sum.files_skipped - empty) + " not text or not regular)");
   }
 
   // Split by document: the first documents of the order go to val.
@@ -368,6 +372,8 @@ PackSummary pack(const PackOptions& opt) {
     if (!f.reason.empty()) e["reason"] = f.reason;
     fl.push_back(std::move(e));
   }
+  for (const SkippedFile& k : sum.skipped)
+    if (k.reason == "not a regular file") fl.push_back(Json{{"path", k.path}, {"split", "skipped"}, {"reason", k.reason}});
   m["files"] = std::move(fl);
   const std::string manifest = m.dump(1) + "\n";
   io::write_file_atomic(partial + "/manifest.json", manifest);

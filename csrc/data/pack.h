@@ -27,7 +27,8 @@
  *
  * Skipped, counted and listed (never silently): empty files and files that
  * are not text (any NUL byte, or more than 1% of bytes in invalid UTF-8 or
- * in control characters other than tab, newline, CR, FF, VT, ESC). Errors
+ * in control characters other than tab, newline, CR, FF, VT, ESC), and
+ * entries that are not regular files (dangling links, FIFOs, ...). Errors
  * (std::runtime_error naming the path): a missing input, an unreadable
  * file, no text at all, out_dir that exists and is not a packed dataset.
  * pack() writes into "<out_dir>.partial" and renames it into place when
@@ -67,13 +68,13 @@ struct PackOptions {
 
 struct SkippedFile {
   std::string path;
-  std::string reason;  // "empty", "binary: NUL bytes", "binary: 3.1% invalid UTF-8", ...
+  std::string reason;  // "empty", "binary: NUL bytes", "binary: 3.1% invalid UTF-8", "not a regular file", ...
 };
 
 struct PackSummary {
   std::string out_dir;
-  int64_t files_seen = 0;      // regular files found in the inputs
-  int64_t files_skipped = 0;   // empty or not text (listed in `skipped`)
+  int64_t files_seen = 0;      // entries found in the inputs (files, and dangling links, FIFOs, ...)
+  int64_t files_skipped = 0;   // empty, not text or not a regular file (listed in `skipped`)
   int64_t files_unused = 0;    // text files left out by max_bytes
   std::vector<SkippedFile> skipped;
   int64_t train_documents = 0, val_documents = 0;

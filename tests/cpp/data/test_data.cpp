@@ -188,6 +188,18 @@ TEST(Pack, MaxBytesCutsAtCharacterBoundary) {
     for (const auto& d : documents(read_packed_split(tmp / "out", sp))) EXPECT_EQ(classify_text(d), "") << d;
 }
 
+TEST(Pack, NonRegularEntriesAreCounted) {
+  TempDir tmp;
+  make_corpus(tmp / "in", 4, 9);
+  ASSERT_EQ(symlink("/nonexistent/target", (tmp / "in/dangling.txt").c_str()), 0);
+  const PackSummary s = pack_dir(tmp / "in", tmp / "out");
+  EXPECT_EQ(s.files_seen, 7);
+  EXPECT_EQ(s.files_skipped, 3);
+  bool found = false;
+  for (const auto& k : s.skipped) found |= k.path == tmp / "in/dangling.txt" && k.reason == "not a regular file";
+  EXPECT_TRUE(found);
+}
+
 TEST(Pack, RepackReplacesAndSkipsOwnOutput) {
   TempDir tmp;
   make_corpus(tmp / "in", 10, 3);
@@ -205,9 +217,9 @@ TEST(Pack, ClearErrors) {
   io::make_dirs(tmp / "emptydir");
   EXPECT_ERROR_HAS(pack_dir(tmp / "emptydir", tmp / "out"), "no files in the inputs");
   write_bytes(tmp / "blank/a.txt", "");
-  EXPECT_ERROR_HAS(pack_dir(tmp / "blank", tmp / "out"), "all skipped (1 empty, 0 not text)");
+  EXPECT_ERROR_HAS(pack_dir(tmp / "blank", tmp / "out"), "all skipped (1 empty, 0 not text or not regular)");
   write_bytes(tmp / "junk/a.bin", std::string("\x7f" "ELF\0\0\0", 7));
-  EXPECT_ERROR_HAS(pack_dir(tmp / "junk", tmp / "out"), "all skipped (0 empty, 1 not text)");
+  EXPECT_ERROR_HAS(pack_dir(tmp / "junk", tmp / "out"), "all skipped (0 empty, 1 not text or not regular)");
   write_bytes(tmp / "one/a.txt", "only one document");
   EXPECT_ERROR_HAS(pack_dir(tmp / "one", tmp / "out", 0, 0.1), "cannot split 1 document");
   EXPECT_NO_THROW(pack_dir(tmp / "one", tmp / "out", 0, 0.0));
