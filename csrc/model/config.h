@@ -92,7 +92,7 @@ struct Stage2Config {
 };
 
 struct DataConfig {
-  std::string dir = "data";  // packed corpus (packed from `corpus` if missing)
+  std::string dir = "data/packed";  // packed corpus (packed from `corpus` if missing), as `lighthouse data` writes it
   std::string corpus = "";   // raw text corpus; "": the project's default corpus
 };
 

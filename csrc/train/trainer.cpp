@@ -220,6 +220,7 @@ int64_t Trainer::step() const { return s_->step; }
 
 RunResult Trainer::run() {
   State& s = *s_;
+  at::AutoGradMode grad_mode(true);  // whatever the caller's mode
   const config::Config& cfg = s.cfg;
   RunResult& res = s.res;
   model::Llama& model = *s.model;
