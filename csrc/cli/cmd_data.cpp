@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-
 #include <chrono>
 #include <cstdio>
 #include <stdexcept>
@@ -47,7 +46,9 @@ int data_main(int argc, char** argv) {
   app.add_option("--max-bytes", opt.max_bytes,
                  "cap on the document bytes in all (e.g. 30MB); files taken in the seeded order, 0: no cap")
       ->transform(CLI::AsSizeValue(true));
-  app.add_option("--shard-mb", shard_mb, "shard size in MB (1e6 bytes)")->capture_default_str()->check(CLI::Range(1, 4096));
+  app.add_option("--shard-mb", shard_mb, "shard size in MB (1e6 bytes)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
   app.add_flag("-q,--quiet", quiet, "no progress output");
   try {
     app.parse(argc, argv);

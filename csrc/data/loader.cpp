@@ -109,8 +109,9 @@ void Loader::load_state(const nlohmann::json& s) {
                                std::to_string(kStateVersion));
     auto check = [&](const char* key, const nlohmann::json& mine) {
       const nlohmann::json& theirs = s.at(key);
-      if (theirs != mine) mismatch += std::string(mismatch.empty() ? "" : "; ") + key + " is " + theirs.dump() +
-                                      " in the state, " + mine.dump() + " here";
+      if (theirs != mine)
+        mismatch += std::string(mismatch.empty() ? "" : "; ") + key + " is " + theirs.dump() + " in the state, " +
+                    mine.dump() + " here";
     };
     check("dataset_id", dataset_id_);
     check("split", split_name(split_));
@@ -124,8 +125,9 @@ void Loader::load_state(const nlohmann::json& s) {
     throw std::runtime_error(where + ": malformed: " + e.what());
   }
   if (!mismatch.empty())
-    throw std::runtime_error(where + " does not match this loader: " + mismatch +
-                             (mismatch.find("dataset_id") != std::string::npos ? " (another dataset or a re-pack)" : ""));
+    throw std::runtime_error(
+        where + " does not match this loader: " + mismatch +
+        (mismatch.find("dataset_id") != std::string::npos ? " (another dataset or a re-pack)" : ""));
   if (epoch < 0 || position < 0 || position >= windows_)
     throw std::runtime_error(where + ": epoch " + std::to_string(epoch) + ", position " + std::to_string(position) +
                              " out of range (" + std::to_string(windows_) + " windows per epoch)");

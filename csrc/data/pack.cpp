@@ -4,11 +4,10 @@
  */
 #include "data/pack.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 
 #include "data/rng.h"
@@ -42,10 +41,14 @@ size_t utf8_sequence(const unsigned char* p, size_t n) {
   if (c < 0x80) return 1;
   size_t len;
   uint32_t min, cp;
-  if ((c & 0xe0) == 0xc0) len = 2, min = 0x80, cp = c & 0x1f;
-  else if ((c & 0xf0) == 0xe0) len = 3, min = 0x800, cp = c & 0x0f;
-  else if ((c & 0xf8) == 0xf0) len = 4, min = 0x10000, cp = c & 0x07;
-  else return 0;
+  if ((c & 0xe0) == 0xc0)
+    len = 2, min = 0x80, cp = c & 0x1f;
+  else if ((c & 0xf0) == 0xe0)
+    len = 3, min = 0x800, cp = c & 0x0f;
+  else if ((c & 0xf8) == 0xf0)
+    len = 4, min = 0x10000, cp = c & 0x07;
+  else
+    return 0;
   if (n < len) return 0;
   for (size_t i = 1; i < len; ++i) {
     if ((p[i] & 0xc0) != 0x80) return 0;
@@ -373,7 +376,8 @@ PackSummary pack(const PackOptions& opt) {
     fl.push_back(std::move(e));
   }
   for (const SkippedFile& k : sum.skipped)
-    if (k.reason == "not a regular file") fl.push_back(Json{{"path", k.path}, {"split", "skipped"}, {"reason", k.reason}});
+    if (k.reason == "not a regular file")
+      fl.push_back(Json{{"path", k.path}, {"split", "skipped"}, {"reason", k.reason}});
   m["files"] = std::move(fl);
   const std::string manifest = m.dump(1) + "\n";
   io::write_file_atomic(partial + "/manifest.json", manifest);
@@ -401,7 +405,8 @@ PackedSplit read_packed_split(const std::string& dir, Split split) {
   out.split = split;
   try {
     const Json m = Json::parse(io::read_file(manifest_path));
-    if (!m.is_object() || m.value("format", "") != kPackFormat) fail(where + ": manifest.json is not a lighthouse-packed manifest");
+    if (!m.is_object() || m.value("format", "") != kPackFormat)
+      fail(where + ": manifest.json is not a lighthouse-packed manifest");
     if (m.at("format_version").get<int>() != kPackFormatVersion)
       fail(where + ": format version " + m.at("format_version").dump() + ", this build reads " +
            std::to_string(kPackFormatVersion) + " (re-run `lighthouse data`)");
@@ -422,7 +427,8 @@ PackedSplit read_packed_split(const std::string& dir, Split split) {
         fail(where + ": shard '" + path + "' has " + std::to_string(data.size()) + " bytes, the manifest says " +
              sh.at("bytes").dump() + " (truncated or modified; re-run `lighthouse data`)");
       if (io::sha256_hex(data) != sh.at("sha256").get<std::string>())
-        fail(where + ": shard '" + path + "' does not match its sha256 in the manifest (corrupt; re-run `lighthouse data`)");
+        fail(where + ": shard '" + path +
+             "' does not match its sha256 in the manifest (corrupt; re-run `lighthouse data`)");
       out.bytes.insert(out.bytes.end(), data.begin(), data.end());
     }
     if (out.bytes.size() != bytes)

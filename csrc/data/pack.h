@@ -59,9 +59,9 @@ struct PackProgress {
 struct PackOptions {
   std::vector<std::string> inputs;  // files or directories of text (walked recursively)
   std::string out_dir;
-  double val_fraction = 0.01;       // of the bytes; 0: no val split
+  double val_fraction = 0.01;  // of the bytes; 0: no val split
   uint64_t seed = 0;
-  uint64_t max_bytes = 0;           // 0: no cap; else at most this many document bytes in all
+  uint64_t max_bytes = 0;  // 0: no cap; else at most this many document bytes in all
   uint64_t shard_bytes = 16u << 20;
   std::function<void(const PackProgress&)> progress;  // optional, called after each file
 };
@@ -73,14 +73,14 @@ struct SkippedFile {
 
 struct PackSummary {
   std::string out_dir;
-  int64_t files_seen = 0;      // entries found in the inputs (files, and dangling links, FIFOs, ...)
-  int64_t files_skipped = 0;   // empty, not text or not a regular file (listed in `skipped`)
-  int64_t files_unused = 0;    // text files left out by max_bytes
+  int64_t files_seen = 0;     // entries found in the inputs (files, and dangling links, FIFOs, ...)
+  int64_t files_skipped = 0;  // empty, not text or not a regular file (listed in `skipped`)
+  int64_t files_unused = 0;   // text files left out by max_bytes
   std::vector<SkippedFile> skipped;
   int64_t train_documents = 0, val_documents = 0;
-  uint64_t train_bytes = 0, val_bytes = 0;     // document bytes
-  uint64_t train_tokens = 0, val_tokens = 0;   // bytes + 2 per document (BOS, EOS)
-  uint64_t bytes_on_disk = 0;                  // everything written to out_dir
+  uint64_t train_bytes = 0, val_bytes = 0;    // document bytes
+  uint64_t train_tokens = 0, val_tokens = 0;  // bytes + 2 per document (BOS, EOS)
+  uint64_t bytes_on_disk = 0;                 // everything written to out_dir
   std::string dataset_id;
 };
 

@@ -61,8 +61,8 @@ bool is_directory(const std::string& path);     // follows symlinks
 bool is_regular_file(const std::string& path);  // follows symlinks
 // Entry names of a directory (no "." or ".."), sorted bytewise; throws naming the directory.
 std::vector<std::string> list_dir(const std::string& dir);
-void make_dirs(const std::string& path);   // mkdir -p; throws naming the path
-void remove_tree(const std::string& path); // rm -rf without following symlinks; absent is fine
+void make_dirs(const std::string& path);    // mkdir -p; throws naming the path
+void remove_tree(const std::string& path);  // rm -rf without following symlinks; absent is fine
 void rename_path(const std::string& from, const std::string& to);
 // Absolute, symlink-free form of path (its parent's, plus the last name, if
 // path does not exist yet); for comparing paths.

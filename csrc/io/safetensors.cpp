@@ -9,9 +9,8 @@
  */
 #include "io/safetensors.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <set>
 #include <stdexcept>
@@ -108,25 +107,34 @@ size_t dtype_size(DType t) {
 
 const char* dtype_name(DType t) {
   switch (t) {
-    case DType::kF64: return "F64";
-    case DType::kF32: return "F32";
-    case DType::kF16: return "F16";
-    case DType::kBF16: return "BF16";
-    case DType::kI64: return "I64";
-    case DType::kI32: return "I32";
-    case DType::kI16: return "I16";
-    case DType::kI8: return "I8";
-    case DType::kU8: return "U8";
-    case DType::kBool: return "BOOL";
+    case DType::kF64:
+      return "F64";
+    case DType::kF32:
+      return "F32";
+    case DType::kF16:
+      return "F16";
+    case DType::kBF16:
+      return "BF16";
+    case DType::kI64:
+      return "I64";
+    case DType::kI32:
+      return "I32";
+    case DType::kI16:
+      return "I16";
+    case DType::kI8:
+      return "I8";
+    case DType::kU8:
+      return "U8";
+    case DType::kBool:
+      return "BOOL";
   }
   fail("invalid DType " + std::to_string(static_cast<int>(t)));
 }
 
 std::optional<DType> dtype_from_name(std::string_view s) {
   static const std::pair<const char*, DType> kNames[] = {
-      {"F64", DType::kF64}, {"F32", DType::kF32}, {"F16", DType::kF16}, {"BF16", DType::kBF16},
-      {"I64", DType::kI64}, {"I32", DType::kI32}, {"I16", DType::kI16}, {"I8", DType::kI8},
-      {"U8", DType::kU8},   {"BOOL", DType::kBool}};
+      {"F64", DType::kF64}, {"F32", DType::kF32}, {"F16", DType::kF16}, {"BF16", DType::kBF16}, {"I64", DType::kI64},
+      {"I32", DType::kI32}, {"I16", DType::kI16}, {"I8", DType::kI8},   {"U8", DType::kU8},     {"BOOL", DType::kBool}};
   for (const auto& [name, t] : kNames)
     if (s == name) return t;
   return std::nullopt;
@@ -151,7 +159,8 @@ Header parse_header_prefix(const uint8_t* prefix, size_t prefix_size, uint64_t f
   if (need > prefix_size) fail("internal: prefix shorter than the header");
   const uint8_t* json_begin = prefix + 8;
   const uint8_t* json_end = prefix + need;
-  if (json_begin == json_end || *json_begin != '{') fail("corrupt: the header is not a JSON object (must start with '{')");
+  if (json_begin == json_end || *json_begin != '{')
+    fail("corrupt: the header is not a JSON object (must start with '{')");
 
   Json j = parse_json(json_begin, json_end);
   if (!j.is_object()) fail("corrupt: the header is not a JSON object");
@@ -182,14 +191,16 @@ Header parse_header_prefix(const uint8_t* prefix, size_t prefix_size, uint64_t f
       if (key == "dtype") {
         if (!fv.is_string()) fail("corrupt: " + who + ": dtype must be a string, got " + fv.dump());
         auto d = dtype_from_name(fv.get_ref<const std::string&>());
-        if (!d) fail(who + ": unsupported dtype " + fv.dump() + " (supported: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL)");
+        if (!d)
+          fail(who + ": unsupported dtype " + fv.dump() + " (supported: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL)");
         t.dtype = *d;
         have_dtype = true;
       } else if (key == "shape") {
         if (!fv.is_array()) fail("corrupt: " + who + ": shape must be an array, got " + fv.dump());
         for (const Json& d : fv) {
           uint64_t x = get_uint(d, "corrupt: " + who + ": shape dimension");
-          if (x > static_cast<uint64_t>(INT64_MAX)) fail("corrupt: " + who + ": shape dimension " + d.dump() + " too large");
+          if (x > static_cast<uint64_t>(INT64_MAX))
+            fail("corrupt: " + who + ": shape dimension " + d.dump() + " too large");
           t.shape.push_back(static_cast<int64_t>(x));
         }
         have_shape = true;
@@ -204,13 +215,16 @@ Header parse_header_prefix(const uint8_t* prefix, size_t prefix_size, uint64_t f
       }
     }
     if (!have_dtype || !have_shape || !have_offsets)
-      fail(std::string("corrupt: ") + who + ": missing " + (!have_dtype ? "dtype" : !have_shape ? "shape" : "data_offsets"));
+      fail(std::string("corrupt: ") + who + ": missing " +
+           (!have_dtype   ? "dtype"
+            : !have_shape ? "shape"
+                          : "data_offsets"));
     if (t.end < t.begin)
       fail("corrupt: " + who + ": data_offsets [" + std::to_string(t.begin) + ", " + std::to_string(t.end) +
            "] end before begin");
     if (t.end > data_size)
-      fail("truncated or corrupt: " + who + ": data_offsets [" + std::to_string(t.begin) + ", " + std::to_string(t.end) +
-           "] past the end of the data section (" + std::to_string(data_size) + " bytes)");
+      fail("truncated or corrupt: " + who + ": data_offsets [" + std::to_string(t.begin) + ", " +
+           std::to_string(t.end) + "] past the end of the data section (" + std::to_string(data_size) + " bytes)");
     uint64_t bytes = 0;
     if (!tensor_bytes(t.dtype, t.shape, &bytes))
       fail("corrupt: " + who + ": shape " + shape_str(t.shape) + " overflows");
@@ -274,7 +288,8 @@ std::string serialize_header(const Header& h) {
     }
     for (const TensorInfo& t : h.tensors) {
       if (t.name == "__metadata__") fail("a tensor may not be named \"__metadata__\"");
-      if (j.contains(t.name)) fail("duplicate tensor name " + Json(t.name).dump(-1, ' ', false, Json::error_handler_t::replace));
+      if (j.contains(t.name))
+        fail("duplicate tensor name " + Json(t.name).dump(-1, ' ', false, Json::error_handler_t::replace));
       Json e = Json::object();
       e["dtype"] = dtype_name(t.dtype);
       e["shape"] = t.shape;

@@ -53,8 +53,8 @@ struct Header {
 
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 
-size_t dtype_size(DType);                             // bytes per element
-const char* dtype_name(DType);                        // "F32", "BF16", "BOOL", ...
+size_t dtype_size(DType);       // bytes per element
+const char* dtype_name(DType);  // "F32", "BF16", "BOOL", ...
 std::optional<DType> dtype_from_name(std::string_view);
 
 // Parses and fully validates a whole safetensors file image.

@@ -67,8 +67,8 @@ Header read_header(const Fd& f, const std::string& path) {
     f.read_at(first8, have, 0);
     uint64_t need = header_prefix_size(first8, have);
     if (need > f.size())
-      fail(path, "truncated: the header needs " + std::to_string(need) + " bytes, the file has " +
-                     std::to_string(f.size()));
+      fail(path,
+           "truncated: the header needs " + std::to_string(need) + " bytes, the file has " + std::to_string(f.size()));
     std::string prefix(need, '\0');
     f.read_at(prefix.data(), need, 0);
     return parse_header_prefix(reinterpret_cast<const uint8_t*>(prefix.data()), prefix.size(), f.size());
@@ -82,32 +82,52 @@ Header read_header(const Fd& f, const std::string& path) {
 
 at::ScalarType to_scalar_type(DType t) {
   switch (t) {
-    case DType::kF64: return at::kDouble;
-    case DType::kF32: return at::kFloat;
-    case DType::kF16: return at::kHalf;
-    case DType::kBF16: return at::kBFloat16;
-    case DType::kI64: return at::kLong;
-    case DType::kI32: return at::kInt;
-    case DType::kI16: return at::kShort;
-    case DType::kI8: return at::kChar;
-    case DType::kU8: return at::kByte;
-    case DType::kBool: return at::kBool;
+    case DType::kF64:
+      return at::kDouble;
+    case DType::kF32:
+      return at::kFloat;
+    case DType::kF16:
+      return at::kHalf;
+    case DType::kBF16:
+      return at::kBFloat16;
+    case DType::kI64:
+      return at::kLong;
+    case DType::kI32:
+      return at::kInt;
+    case DType::kI16:
+      return at::kShort;
+    case DType::kI8:
+      return at::kChar;
+    case DType::kU8:
+      return at::kByte;
+    case DType::kBool:
+      return at::kBool;
   }
   throw std::runtime_error("invalid DType " + std::to_string(static_cast<int>(t)));
 }
 
 DType from_scalar_type(at::ScalarType t) {
   switch (t) {
-    case at::kDouble: return DType::kF64;
-    case at::kFloat: return DType::kF32;
-    case at::kHalf: return DType::kF16;
-    case at::kBFloat16: return DType::kBF16;
-    case at::kLong: return DType::kI64;
-    case at::kInt: return DType::kI32;
-    case at::kShort: return DType::kI16;
-    case at::kChar: return DType::kI8;
-    case at::kByte: return DType::kU8;
-    case at::kBool: return DType::kBool;
+    case at::kDouble:
+      return DType::kF64;
+    case at::kFloat:
+      return DType::kF32;
+    case at::kHalf:
+      return DType::kF16;
+    case at::kBFloat16:
+      return DType::kBF16;
+    case at::kLong:
+      return DType::kI64;
+    case at::kInt:
+      return DType::kI32;
+    case at::kShort:
+      return DType::kI16;
+    case at::kChar:
+      return DType::kI8;
+    case at::kByte:
+      return DType::kU8;
+    case at::kBool:
+      return DType::kBool;
     default:
       throw std::runtime_error(std::string("safetensors: unsupported dtype ") + c10::toString(t) +
                                " (supported: float64 float32 float16 bfloat16 int64 int32 int16 int8 uint8 bool)");

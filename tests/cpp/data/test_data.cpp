@@ -26,8 +26,8 @@ using lighthouse::testing::write_bytes;
 
 // Seeded text made of words, some multi-byte UTF-8.
 std::string random_text(std::mt19937_64& rng, size_t approx_bytes) {
-  static const char* kWords[] = {"the", "kernel", "scheduler", "päivä", "naïve", "→", "memory", "driver",
-                                 "über", "patch", "\n", "  ", "0x1f", "lock", "日本", "queue", "."};
+  static const char* kWords[] = {"the",   "kernel", "scheduler", "päivä", "naïve", "→",    "memory", "driver", "über",
+                                 "patch", "\n",     "  ",        "0x1f",  "lock",  "日本", "queue",  "."};
   std::string s;
   while (s.size() < approx_bytes) {
     s += kWords[rng() % 17];
@@ -150,7 +150,8 @@ TEST(Pack, DeterministicDisjointAndComplete) {
   for (const auto& [rel, t] : texts) want.insert(t);
   EXPECT_EQ(got, want);
   for (const auto& d : documents(train)) EXPECT_EQ(val_docs.count(d), 0u);
-  const double frac = static_cast<double>(val.bytes.size()) / static_cast<double>(val.bytes.size() + train.bytes.size());
+  const double frac =
+      static_cast<double>(val.bytes.size()) / static_cast<double>(val.bytes.size() + train.bytes.size());
   EXPECT_GT(frac, 0.15);
   EXPECT_LT(frac, 0.35);
   EXPECT_EQ(train.dataset_id, a.dataset_id);
@@ -218,7 +219,9 @@ TEST(Pack, ClearErrors) {
   EXPECT_ERROR_HAS(pack_dir(tmp / "emptydir", tmp / "out"), "no files in the inputs");
   write_bytes(tmp / "blank/a.txt", "");
   EXPECT_ERROR_HAS(pack_dir(tmp / "blank", tmp / "out"), "all skipped (1 empty, 0 not text or not regular)");
-  write_bytes(tmp / "junk/a.bin", std::string("\x7f" "ELF\0\0\0", 7));
+  write_bytes(tmp / "junk/a.bin", std::string("\x7f"
+                                              "ELF\0\0\0",
+                                              7));
   EXPECT_ERROR_HAS(pack_dir(tmp / "junk", tmp / "out"), "all skipped (0 empty, 1 not text or not regular)");
   write_bytes(tmp / "one/a.txt", "only one document");
   EXPECT_ERROR_HAS(pack_dir(tmp / "one", tmp / "out", 0, 0.1), "cannot split 1 document");

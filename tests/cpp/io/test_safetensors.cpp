@@ -20,7 +20,9 @@ std::string le64(uint64_t n) {
 // A file with this exact JSON text and data section.
 std::string make_file(const std::string& json, const std::string& data) { return le64(json.size()) + json + data; }
 
-Header parse(const std::string& file) { return parse_header(reinterpret_cast<const uint8_t*>(file.data()), file.size()); }
+Header parse(const std::string& file) {
+  return parse_header(reinterpret_cast<const uint8_t*>(file.data()), file.size());
+}
 
 const DType kAllDTypes[] = {DType::kF64, DType::kF32, DType::kF16, DType::kBF16, DType::kI64,
                             DType::kI32, DType::kI16, DType::kI8,  DType::kU8,   DType::kBool};
@@ -119,7 +121,8 @@ TEST(Safetensors, RejectsBadFilesWithClearMessages) {
       {"not an object", make_file("[1, 2]", ""), "not a JSON object"},
       {"invalid UTF-8", make_file("{\"\xff\":{}}", ""), "invalid JSON header"},
       {"trailing garbage after JSON", make_file("{} x", ""), "invalid JSON header"},
-      {"unknown dtype", one(R"({"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]})", 2), "unsupported dtype \"F8_E4M3\""},
+      {"unknown dtype", one(R"({"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]})", 2),
+       "unsupported dtype \"F8_E4M3\""},
       {"dtype not a string", one(R"({"dtype":4,"shape":[2],"data_offsets":[0,8]})", 8), "dtype must be a string"},
       {"shape/size mismatch", one(R"({"dtype":"F32","shape":[3],"data_offsets":[0,8]})", 8),
        "shape [3] of F32 is 12 bytes, data_offsets [0, 8] hold 8"},
@@ -127,24 +130,29 @@ TEST(Safetensors, RejectsBadFilesWithClearMessages) {
       {"float offset", one(R"({"dtype":"F32","shape":[2],"data_offsets":[0,8.0]})", 8), "non-negative integer"},
       {"offsets not a pair", one(R"({"dtype":"F32","shape":[2],"data_offsets":[0]})", 8), "must be [begin, end]"},
       {"end before begin", one(R"({"dtype":"U8","shape":[0],"data_offsets":[8,0]})", 8), "end before begin"},
-      {"shape overflow", one(R"({"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]})", 8), "overflows"},
+      {"shape overflow", one(R"({"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]})", 8),
+       "overflows"},
       {"huge number", one(R"({"dtype":"U8","shape":[1],"data_offsets":[0,1e30]})", 1), "non-negative integer"},
       {"missing field", one(R"({"dtype":"F32","shape":[2]})", 8), "missing data_offsets"},
       {"unknown field", one(R"({"dtype":"F32","shape":[2],"data_offsets":[0,8],"x":1})", 8), "unknown field \"x\""},
       {"tensor not an object", one("[1]", 0), "must be an object"},
       {"metadata not strings", make_file(R"({"__metadata__":{"a":1}})", ""), "\"__metadata__\" value for \"a\""},
       {"duplicate name",
-       make_file(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})",
-                 "xy"),
+       make_file(
+           R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})",
+           "xy"),
        "duplicate key \"a\""},
-      {"duplicate field", one(R"({"dtype":"U8","dtype":"U8","shape":[1],"data_offsets":[0,1]})", 1), "duplicate key \"dtype\""},
+      {"duplicate field", one(R"({"dtype":"U8","dtype":"U8","shape":[1],"data_offsets":[0,1]})", 1),
+       "duplicate key \"dtype\""},
       {"overlap",
-       make_file(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[2,6]}})",
-                 std::string(6, 'x')),
+       make_file(
+           R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[2,6]}})",
+           std::string(6, 'x')),
        "tensors \"a\" and \"b\" overlap"},
       {"hole",
-       make_file(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[4,6]}})",
-                 std::string(6, 'x')),
+       make_file(
+           R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[4,6]}})",
+           std::string(6, 'x')),
        "bytes [2, 4) of the data section belong to no tensor"},
       {"trailing bytes", make_file(ok_json, std::string(9, 'x')), "the data section has 9 bytes, the tensors cover 8"},
       {"deep nesting", make_file(R"({"a":{"dtype":"U8","shape":[[1]],"data_offsets":[0,1]}})", "x"), "nested deeper"},

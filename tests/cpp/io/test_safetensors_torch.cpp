@@ -26,9 +26,9 @@ bool bitwise_equal(const at::Tensor& a, const at::Tensor& b) {
 
 // Random tensor of any supported dtype, random bits for floats (NaN and Inf patterns included).
 at::Tensor random_tensor(at::ScalarType dtype, at::IntArrayRef shape, std::mt19937_64& rng) {
-  at::Tensor bytes = at::empty({at::empty(shape, at::TensorOptions().dtype(dtype)).numel() *
-                                static_cast<int64_t>(c10::elementSize(dtype))},
-                               at::kByte);
+  at::Tensor bytes = at::empty(
+      {at::empty(shape, at::TensorOptions().dtype(dtype)).numel() * static_cast<int64_t>(c10::elementSize(dtype))},
+      at::kByte);
   auto* p = bytes.data_ptr<uint8_t>();
   for (int64_t i = 0; i < bytes.numel(); ++i) p[i] = static_cast<uint8_t>(rng());
   if (dtype == at::kBool) return (bytes.view({-1}) % 2).to(at::kBool).view(shape).clone();

@@ -54,8 +54,8 @@ std::string error_of(Fn&& fn) {
 
 }  // namespace lighthouse::testing
 
-#define EXPECT_ERROR_HAS(expr, needle)                                                       \
-  do {                                                                                       \
-    const std::string msg_ = ::lighthouse::testing::error_of([&] { (void)(expr); });         \
-    EXPECT_NE(msg_.find(needle), std::string::npos) << "message: " << msg_;                  \
+#define EXPECT_ERROR_HAS(expr, needle)                                               \
+  do {                                                                               \
+    const std::string msg_ = ::lighthouse::testing::error_of([&] { (void)(expr); }); \
+    EXPECT_NE(msg_.find(needle), std::string::npos) << "message: " << msg_;          \
   } while (0)
