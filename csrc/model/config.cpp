@@ -161,18 +161,46 @@ std::string format_double(double v) {
   return s;
 }
 
+// The code point of the UTF-8 sequence at s[i] and its length, or
+// {-1, 1} for a byte that does not start a valid sequence.
+std::pair<int32_t, size_t> decode_utf8(const std::string& s, size_t i) {
+  const unsigned char c = s[i];
+  const size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+  if (len == 0 || i + len > s.size()) return {-1, 1};
+  int32_t cp = len == 1 ? c : c & (0x7f >> len);
+  for (size_t j = 1; j < len; ++j) {
+    const unsigned char cc = s[i + j];
+    if ((cc & 0xc0) != 0x80) return {-1, 1};
+    cp = (cp << 6) | (cc & 0x3f);
+  }
+  const int32_t min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return {-1, 1};
+  return {cp, len};
+}
+
+// A TOML basic string, ASCII only: quotes, backslashes, control characters
+// and every non-ASCII character are escapes (\uXXXX, \UXXXXXXXX), so the
+// output parses back with any TOML reader (see parse_toml on ASCII). A byte
+// that is not valid UTF-8 becomes U+FFFD.
 std::string quote(const std::string& s) {
   std::string out = "\"";
-  for (const unsigned char ch : s) {
-    if (ch == '"' || ch == '\\') {
+  for (size_t i = 0; i < s.size();) {
+    const auto [cp, len] = decode_utf8(s, i);
+    i += len;
+    char buf[16];
+    if (cp == '"' || cp == '\\') {
       out += '\\';
-      out += static_cast<char>(ch);
-    } else if (ch < 0x20 || ch == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", ch);
+      out += static_cast<char>(cp);
+    } else if (cp >= 0x20 && cp < 0x7f) {
+      out += static_cast<char>(cp);
+    } else if (cp >= 0 && cp <= 0xffff) {
+      std::snprintf(buf, sizeof buf, "\\u%04X", static_cast<unsigned>(cp));
+      out += buf;
+    } else if (cp > 0xffff) {
+      std::snprintf(buf, sizeof buf, "\\U%08X", static_cast<unsigned>(cp));
       out += buf;
     } else {
-      out += static_cast<char>(ch);
+      out += "\\uFFFD";
     }
   }
   return out + "\"";
@@ -295,6 +323,22 @@ bool operator==(const Config& a, const Config& b) {
 }
 
 Config parse_toml(const std::string& text, const std::string& origin, Config base) {
+  // ASCII only: toml++ 3.3 reaches __builtin_unreachable (undefined
+  // behaviour) on some non-ASCII characters outside strings (found by
+  // tests/fuzz/config_fuzz.cpp, e.g. U+01E2). Strings can still hold any
+  // character through \u escapes, which is what to_toml writes.
+  for (size_t i = 0, line = 1, col = 1; i < text.size(); ++i, ++col) {
+    const unsigned char ch = text[i];
+    if (ch == '\n') {
+      ++line;
+      col = 0;
+    } else if (ch >= 0x80) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "0x%02X", ch);
+      throw ConfigError(origin + ":" + std::to_string(line) + ":" + std::to_string(col) + ": non-ASCII byte " + buf +
+                        ": config files must be ASCII; write other characters inside strings as \\uXXXX escapes");
+    }
+  }
   toml::table root;
   try {
     root = toml::parse(text, origin);
