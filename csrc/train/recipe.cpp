@@ -48,6 +48,7 @@ Comparison compare_runs(const RunResult& main, const RunResult* baseline, int64_
     if (baseline) gap_sum += loss_at(main, s) - loss_at(*baseline, s);
     ++n;
   }
+  c.window = n;  // fewer than asked when the run is short
   c.pre_switch_loss = sum / static_cast<double>(n);
   c.pre_switch_gap = gap_sum / static_cast<double>(n);
   c.loss_after_switch = loss_at(main, k + 1);
