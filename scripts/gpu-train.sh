@@ -128,6 +128,8 @@ for name in ["gpu-small", "paper-530m-lighthouse", "paper-530m-dense"]:
     sw = c.get("switch")
     if sw:
         rec = f"recovered after {sw['steps_to_recover']} steps" if sw["steps_to_recover"] > 0 else "not recovered"
-        print(f"{'':<24} switch after step {sw['after_step']}: jump {sw['jump']:+.3f} nats, {rec}")
+        print(f"{'':<24} switch after step {sw['after_step']}: val loss {sw['val_loss_lighthouse']:.4f} -> "
+              f"{sw['val_loss_dense']:.4f} dense ({sw['val_jump']:+.4f}); train jump vs baseline "
+              f"{sw['train_jump']:+.4f}, {rec}")
 print("* = stopped by train.max_seconds. tok/s: mean over the stage's steps after the first.")
 EOF

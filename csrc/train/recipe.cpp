@@ -1,6 +1,8 @@
 #include "train/recipe.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -16,6 +18,14 @@ double loss_at(const RunResult& r, int64_t s) {
   const int64_t i = s - r.first_step;
   if (i < 0 || i >= static_cast<int64_t>(r.losses.size())) return std::nan("");
   return r.losses[static_cast<size_t>(i)];
+}
+
+// Median (mean of the middle two for an even count); NaN if empty.
+double median(std::vector<double> v) {
+  if (v.empty()) return std::nan("");
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 std::string f4(double v) {
@@ -34,25 +44,29 @@ std::string gib(int64_t bytes) {
 
 Comparison compare_runs(const RunResult& main, const RunResult* baseline, int64_t window) {
   Comparison c;
-  c.window = window;
   c.has_baseline = baseline != nullptr;
   const int64_t k = main.switch_step;
   if (k <= 0 || k >= main.last_step) return c;
   c.has_switch = true;
   c.switch_step = k;
-  const int64_t from = std::max(main.first_step, k - window + 1);
-  double sum = 0, gap_sum = 0;
-  int64_t n = 0;
-  for (int64_t s = from; s <= k; ++s) {
-    sum += loss_at(main, s);
-    if (baseline) gap_sum += loss_at(main, s) - loss_at(*baseline, s);
-    ++n;
+  c.val_before = main.switch_val_before;
+  c.val_after = main.switch_val_after;
+  c.val_jump = c.val_after - c.val_before;
+  std::vector<double> losses, gaps;
+  for (int64_t s = std::max(main.first_step, k - window + 1); s <= k; ++s) {
+    losses.push_back(loss_at(main, s));
+    if (baseline) gaps.push_back(loss_at(main, s) - loss_at(*baseline, s));
   }
-  c.window = n;  // fewer than asked when the run is short
-  c.pre_switch_loss = sum / static_cast<double>(n);
-  c.pre_switch_gap = gap_sum / static_cast<double>(n);
+  c.window = static_cast<int64_t>(losses.size());
+  c.pre_switch_loss = median(losses);
   c.loss_after_switch = loss_at(main, k + 1);
-  c.jump = c.loss_after_switch - c.pre_switch_loss;
+  if (baseline) {
+    c.pre_switch_gap = median(gaps);
+    c.gap_after_switch = c.loss_after_switch - loss_at(*baseline, k + 1);
+    c.train_jump = c.gap_after_switch - c.pre_switch_gap;
+  } else {
+    c.train_jump = c.loss_after_switch - c.pre_switch_loss;
+  }
   for (int64_t s = k + 1; s <= main.last_step; ++s) {
     const double l = loss_at(main, s);
     if (baseline) {
@@ -70,7 +84,7 @@ std::string format_comparison(const Comparison& c, const RunResult& main, const 
   std::string out;
   char line[256];
   const auto row = [&](const char* name, const std::string& a, const std::string& b) {
-    std::snprintf(line, sizeof line, "  %-26s %-22s %s\n", name, a.c_str(), b.c_str());
+    std::snprintf(line, sizeof line, "  %-26s %-33s %s\n", name, a.c_str(), b.c_str());
     out += line;
   };
   const std::string main_name = main.label + " (" + main.attention + ")";
@@ -87,20 +101,32 @@ std::string format_comparison(const Comparison& c, const RunResult& main, const 
     row("peak memory", gib(main.peak_memory_bytes), base ? gib(base->peak_memory_bytes) : "");
   }
   if (c.has_switch) {
+    const auto k = static_cast<long long>(c.switch_step);
     std::snprintf(line, sizeof line,
-                  "  switch after step %lld: loss %.4f (mean of the %lld steps before) -> %.4f at step %lld: "
-                  "jump %+.4f nats\n",
-                  static_cast<long long>(c.switch_step), c.pre_switch_loss, static_cast<long long>(c.window),
-                  c.loss_after_switch, static_cast<long long>(c.switch_step + 1), c.jump);
+                  "  switch after step %lld: validation loss %.4f with Lighthouse -> %.4f with the same weights "
+                  "dense: %+.4f nats\n",
+                  k, c.val_before, c.val_after, c.val_jump);
+    out += line;
+    if (c.has_baseline) {
+      std::snprintf(line, sizeof line,
+                    "  training loss minus the baseline's on the same batch: %+.4f (median of steps %lld-%lld), "
+                    "%+.4f at step %lld: jump %+.4f nats\n",
+                    c.pre_switch_gap, k - c.window + 1, k, c.gap_after_switch, k + 1, c.train_jump);
+    } else {
+      std::snprintf(line, sizeof line,
+                    "  training loss %.4f (median of steps %lld-%lld) -> %.4f at step %lld: jump %+.4f nats\n",
+                    c.pre_switch_loss, k - c.window + 1, k, c.loss_after_switch, k + 1, c.train_jump);
+    }
     out += line;
     if (c.recovered_step > 0) {
-      std::snprintf(line, sizeof line, "  recovered after %lld steps (step %lld): %s\n",
-                    static_cast<long long>(c.recovered_step - c.switch_step), static_cast<long long>(c.recovered_step),
-                    c.has_baseline ? "loss minus the baseline's loss on the same batch back at its pre-switch mean"
-                                   : "loss back at the pre-switch mean");
+      std::snprintf(line, sizeof line, "  recovered after %lld step%s (step %lld: %s)\n",
+                    static_cast<long long>(c.recovered_step) - k, c.recovered_step - k == 1 ? "" : "s",
+                    static_cast<long long>(c.recovered_step),
+                    c.has_baseline ? "gap to the baseline back at its pre-switch median"
+                                   : "training loss back at its pre-switch median");
     } else {
       std::snprintf(line, sizeof line, "  not recovered within the run (%lld dense steps)\n",
-                    static_cast<long long>(main.last_step - c.switch_step));
+                    static_cast<long long>(main.last_step) - k);
     }
     out += line;
     if (c.has_baseline) {
@@ -108,8 +134,7 @@ std::string format_comparison(const Comparison& c, const RunResult& main, const 
         std::snprintf(line, sizeof line, "  at or below the dense baseline first at step %lld\n",
                       static_cast<long long>(c.below_baseline_step));
       } else {
-        std::snprintf(line, sizeof line, "  above the dense baseline at every dense step (gap before the switch %+.4f)\n",
-                      c.pre_switch_gap);
+        std::snprintf(line, sizeof line, "  above the dense baseline at every dense step\n");
       }
       out += line;
     }
@@ -137,14 +162,18 @@ Json comparison_json(const Comparison& c, const RunResult& main, const RunResult
   if (base) j["baseline"] = run(*base);
   if (c.has_switch) {
     j["switch"] = {{"after_step", c.switch_step},
+                   {"val_loss_lighthouse", c.val_before},
+                   {"val_loss_dense", c.val_after},
+                   {"val_jump", c.val_jump},
                    {"window", c.window},
-                   {"pre_switch_loss", c.pre_switch_loss},
+                   {"pre_switch_loss_median", c.pre_switch_loss},
                    {"loss_after_switch", c.loss_after_switch},
-                   {"jump", c.jump},
+                   {"train_jump", c.train_jump},
                    {"recovered_step", c.recovered_step},
                    {"steps_to_recover", c.recovered_step > 0 ? c.recovered_step - c.switch_step : -1}};
     if (base) {
-      j["switch"]["pre_switch_gap_to_baseline"] = c.pre_switch_gap;
+      j["switch"]["pre_switch_gap_median"] = c.pre_switch_gap;
+      j["switch"]["gap_after_switch"] = c.gap_after_switch;
       j["switch"]["below_baseline_step"] = c.below_baseline_step;
     }
   }

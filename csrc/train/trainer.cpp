@@ -235,11 +235,15 @@ RunResult Trainer::run() {
   int64_t timed_steps = 0;
   while (s.step < last) {
     if (switch_due(cfg, s.step) && model.any_lighthouse()) {
+      // The same weights on the same validation batches, before and after:
+      // the switch's cost on held-out data, free of batch noise.
+      res.switch_val_before = s.validate_now(s.step);
       const int64_t n = model.set_all_dense();
       res.switch_step = s.step;
       s.stage = 2;
       s.note("stage switch after step " + std::to_string(s.step) + ": " + std::to_string(n) +
              " Lighthouse layers -> dense SDPA (same weights, optimizer state and data order)");
+      res.switch_val_after = s.validate_now(s.step);
     }
     const int64_t step = s.step + 1;
     const Stopwatch step_clock;
@@ -311,7 +315,8 @@ RunResult Trainer::run() {
 
     const bool at_end = step == last;
     const bool out_of_time = cfg.train.max_seconds > 0 && s.wall.seconds() > cfg.train.max_seconds && !at_end;
-    if (cfg.eval.every > 0 && step % cfg.eval.every == 0 && !at_end) s.validate_now(step);
+    const bool switch_next = step == cfg.stage2.start_step && model.any_lighthouse();  // evaluates there anyway
+    if (cfg.eval.every > 0 && step % cfg.eval.every == 0 && !at_end && !switch_next) s.validate_now(step);
     if ((cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) || step == cfg.stage2.start_step || at_end ||
         out_of_time) {
       s.save(step);

@@ -60,6 +60,8 @@ struct RunResult {
   std::vector<double> losses;       // training loss of steps first_step..last_step
   std::vector<int> stages;          // 1 or 2, same indexing
   int64_t switch_step = 0;          // steps of Stage 1 when the switch happened in this call; 0: none
+  double switch_val_before = 0;     // validation loss at the switch with Lighthouse layers,
+  double switch_val_after = 0;      // and with the same weights all dense
   double final_val_loss = 0;
   double wall_seconds = 0;          // whole run (set-up, training, evaluation, checkpoints)
   double train_seconds = 0;         // the training steps only

@@ -150,26 +150,35 @@ RunResult synthetic(const std::vector<double>& losses, int64_t switch_step) {
 }
 
 TEST(Compare, JumpAndRecoveryAgainstTheBaseline) {
-  // 12 steps, switch after step 6 (window 3). The baseline is 0.1 lower
-  // before the switch; after it the gap is 0.5, 0.2, 0.1, -0.05, ...
+  // 12 steps, switch after step 6 (window 3). Before the switch the run is
+  // 0.1 above the baseline (0.4 on one outlier batch, which the median
+  // ignores); after it the gap is 0.5, 0.2, 0.1, -0.05, 0, 0.01.
   const std::vector<double> base = {5, 4.5, 4, 3.8, 3.6, 3.4, 3.3, 3.2, 3.1, 3.0, 2.9, 2.8};
   std::vector<double> main = base;
-  for (int i = 0; i < 6; ++i) main[i] += 0.1;
+  for (int i = 0; i < 6; ++i) main[i] += i == 4 ? 0.4 : 0.1;
   const double gaps[] = {0.5, 0.2, 0.1, -0.05, 0.0, 0.01};
   for (int i = 6; i < 12; ++i) main[i] += gaps[i - 6];
-  const RunResult m = synthetic(main, 6), b = synthetic(base, 0);
+  RunResult m = synthetic(main, 6);
+  m.switch_val_before = 3.5;
+  m.switch_val_after = 3.75;
+  const RunResult b = synthetic(base, 0);
   const Comparison c = compare_runs(m, &b, 3);
   ASSERT_TRUE(c.has_switch);
   EXPECT_EQ(c.switch_step, 6);
-  EXPECT_NEAR(c.pre_switch_loss, (3.9 + 3.7 + 3.5) / 3, 1e-12);
+  EXPECT_EQ(c.window, 3);
+  EXPECT_NEAR(c.val_jump, 0.25, 1e-12);
+  EXPECT_NEAR(c.pre_switch_loss, 3.9, 1e-12);  // median of 3.9, 4.0, 3.5
   EXPECT_NEAR(c.loss_after_switch, 3.8, 1e-12);
-  EXPECT_NEAR(c.jump, 3.8 - 3.7, 1e-12);
-  EXPECT_NEAR(c.pre_switch_gap, 0.1, 1e-12);
+  EXPECT_NEAR(c.pre_switch_gap, 0.1, 1e-12);   // median of 0.1, 0.4, 0.1
+  EXPECT_NEAR(c.gap_after_switch, 0.5, 1e-12);
+  EXPECT_NEAR(c.train_jump, 0.4, 1e-12);
   EXPECT_EQ(c.recovered_step, 9);        // gap 0.1 <= 0.1
   EXPECT_EQ(c.below_baseline_step, 10);  // gap -0.05
   const std::string table = format_comparison(c, m, &b);
-  EXPECT_NE(table.find("recovered after 3 steps (step 9)"), std::string::npos) << table;
+  EXPECT_NE(table.find("recovered after 3 steps (step 9"), std::string::npos) << table;
   EXPECT_NE(table.find("at or below the dense baseline first at step 10"), std::string::npos) << table;
+  EXPECT_NE(table.find("3.5000 with Lighthouse -> 3.7500 with the same weights dense: +0.2500"), std::string::npos)
+      << table;
   const Json j = comparison_json(c, m, &b);
   EXPECT_EQ(j["switch"]["steps_to_recover"].get<int64_t>(), 3);
 }
@@ -177,8 +186,8 @@ TEST(Compare, JumpAndRecoveryAgainstTheBaseline) {
 TEST(Compare, WithoutBaselineAndWithoutRecovery) {
   const RunResult m = synthetic({4, 3, 2, 2.5, 2.4, 2.3}, 3);
   const Comparison c = compare_runs(m, nullptr, 2);
-  EXPECT_NEAR(c.pre_switch_loss, 2.5, 1e-12);
-  EXPECT_NEAR(c.jump, 0.0, 1e-12);
+  EXPECT_NEAR(c.pre_switch_loss, 2.5, 1e-12);  // median of 3, 2
+  EXPECT_NEAR(c.train_jump, 0.0, 1e-12);
   EXPECT_EQ(c.recovered_step, 4);  // 2.5 <= 2.5
   const RunResult never = synthetic({4, 3, 2, 3.5, 3.4, 3.3}, 3);
   const Comparison n = compare_runs(never, nullptr, 2);

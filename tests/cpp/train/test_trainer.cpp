@@ -230,6 +230,17 @@ TEST_F(TrainerTest, StageSwitchKeepsWeightsAndMakesEveryLayerDense) {
   Trainer t(c, o);
   const RunResult r = t.run();
   EXPECT_EQ(r.switch_step, 4);
+  // The switch is evaluated on held-out data both ways, and logged.
+  EXPECT_GT(r.switch_val_before, 0.0);
+  EXPECT_GT(r.switch_val_after, 0.0);
+  EXPECT_NE(r.switch_val_before, r.switch_val_after);
+  const auto vals = jsonl(fs::path(r.run_dir) / "val.jsonl");
+  ASSERT_GE(vals.size(), 3u);
+  EXPECT_EQ(vals[0]["step"], 4);
+  EXPECT_EQ(vals[0]["attention"], "lighthouse");
+  EXPECT_EQ(vals[1]["step"], 4);
+  EXPECT_EQ(vals[1]["attention"], "dense");
+  EXPECT_EQ(vals[1]["val_loss"].get<double>(), r.switch_val_after);
   using model::AttentionMode;
   for (int64_t s = 1; s <= 4; ++s) {
     EXPECT_EQ(modes_at[s], (std::vector<AttentionMode>{AttentionMode::kDense, AttentionMode::kLighthouse,
