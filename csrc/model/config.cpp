@@ -612,7 +612,7 @@ void validate(const Config& c) {
   // The Lighthouse geometry must fit the context (only when a layer uses it).
   const bool geometry_ok = l.levels >= 2 && l.levels <= 16 && l.pool >= 2 && power_of_two(l.pool) &&
                            l.pool <= 1024 && l.top_k >= 128 && l.top_k % 128 == 0 && l.top_k <= (int64_t{1} << 24);
-  if (errors.empty() && geometry_ok && uses_lighthouse(c)) {
+  if (geometry_ok && m.layers >= 1 && m.layers <= 4096 && uses_lighthouse(c)) {
     int log2_p = 0;
     while ((int64_t{1} << log2_p) < l.pool) ++log2_p;
     const int64_t shift = (l.levels - 1) * log2_p;
