@@ -15,15 +15,15 @@
 # header-only dependencies (CLI11, toml++, nlohmann-json) in .deps/include
 # unless installed, nvcc (CUDA 13) and torch 2.11 with CUDA in python3.
 # Writes logs, metrics (metrics.jsonl, val.jsonl), configs and
-# comparison.json of every run under $OUT (checkpoints stay in runs-gpu/,
+# comparison.json of every run under $OUT (checkpoints stay in runs/gpu-train/,
 # they are large). Each run's exit status is recorded; one failing run does
 # not stop the others.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
-OUT=${OUT:-$ROOT/gpu-train-out}
+OUT=${OUT:-$ROOT/runs/gpu-train-out}
 BUILD_DIR=${BUILD_DIR:-build-gpu}
-RUNS=${RUNS:-$ROOT/runs-gpu}
+RUNS=${RUNS:-$ROOT/runs/gpu-train}
 GPU_SMALL_STEPS=${GPU_SMALL_STEPS:-300}
 GPU_SMALL_SWITCH=${GPU_SMALL_SWITCH:-240}
 GPU_SMALL_SECONDS=${GPU_SMALL_SECONDS:-90}

@@ -7,8 +7,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <limits>
-#include <sstream>
 
 #include "data/loader.h"
 #include "data/tokenizer.h"
@@ -83,12 +81,12 @@ void ensure_packed(const config::Config& c) {
                format_count(static_cast<double>(s.val_tokens)).c_str(), static_cast<long long>(s.files_skipped));
 }
 
-double evaluate(const model::Llama& m, const config::Config& c) {
+double evaluate(const model::Llama& m, data::Loader& val, int64_t batches) {
   at::NoGradGuard no_grad;
-  data::Loader val(c.data.dir, data::Split::kVal, c.train.batch, c.train.seq_len, c.train.seed);
+  val.reset();
   at::Tensor total = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(m.device()));
-  for (int64_t i = 0; i < c.eval.batches; ++i) total += m.loss(val.next(), data::kPad).to(at::kDouble);
-  return total.item<double>() / static_cast<double>(c.eval.batches);
+  for (int64_t i = 0; i < batches; ++i) total += m.loss(val.next(), data::kPad).to(at::kDouble);
+  return total.item<double>() / static_cast<double>(batches);
 }
 
 struct Trainer::State {
@@ -100,7 +98,7 @@ struct Trainer::State {
   RunResult res;
   std::string ckpt_root;
   std::unique_ptr<Progress> progress;
-  std::unique_ptr<data::Loader> loader;
+  std::unique_ptr<data::Loader> loader, val_loader;
   std::unique_ptr<model::Llama> model;
   std::unique_ptr<AdamW> optimizer;
   std::unique_ptr<JsonlWriter> metrics, val_log;
@@ -116,7 +114,7 @@ struct Trainer::State {
     note("checkpoint " + res.last_checkpoint);
   }
   double validate_now(int64_t at_step) {
-    const double v = evaluate(*model, cfg);
+    const double v = evaluate(*model, *val_loader, cfg.eval.batches);
     val_log->write({{"step", at_step},
                     {"stage", stage},
                     {"attention", model->any_lighthouse() ? "lighthouse" : "dense"},
@@ -154,6 +152,8 @@ Trainer::Trainer(const config::Config& cfg_in, const RunOptions& opt) : s_(std::
   ensure_packed(cfg);
   s.loader = std::make_unique<data::Loader>(cfg.data.dir, data::Split::kTrain, cfg.train.batch, cfg.train.seq_len,
                                             static_cast<uint64_t>(cfg.train.seed));
+  s.val_loader = std::make_unique<data::Loader>(cfg.data.dir, data::Split::kVal, cfg.train.batch, cfg.train.seq_len,
+                                                static_cast<uint64_t>(cfg.train.seed));
 
   // The global RNG is seeded for anything that draws from it; the model's
   // init and the data order have their own seeds.

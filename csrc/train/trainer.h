@@ -100,9 +100,9 @@ class Trainer {
 // Trainer(config, options).run().
 RunResult run_training(const config::Config& config, const RunOptions& options);
 
-// Mean validation loss of `model` over eval.batches batches of the
-// validation split (the same batches every call).
-double evaluate(const model::Llama& model, const config::Config& config);
+// Mean validation loss of `model` over the first `batches` batches of the
+// validation loader (reset first: the same batches every call).
+double evaluate(const model::Llama& model, data::Loader& val, int64_t batches);
 
 // The run directory name of a config: "two-stage", "lighthouse" or "dense".
 std::string run_label(const config::Config& config);
