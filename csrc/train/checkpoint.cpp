@@ -1,3 +1,6 @@
+/*
+ * Checkpoint directories: atomic save, verified load, pruning (checkpoint.h).
+ */
 #include "train/checkpoint.h"
 
 #include <ATen/ATen.h>

@@ -1,3 +1,6 @@
+/*
+ * Checkpoint -> Hugging Face Llama directory (export.h).
+ */
 #include "train/export.h"
 
 #include <ATen/ATen.h>

@@ -1,3 +1,6 @@
+/*
+ * JSONL metrics and the terminal progress line (metrics.h).
+ */
 #include "train/metrics.h"
 
 #include <unistd.h>

@@ -1,3 +1,6 @@
+/*
+ * AdamW, the learning-rate schedule and grad-norm clipping (optim.h).
+ */
 #include "train/optim.h"
 
 #include <ATen/ATen.h>

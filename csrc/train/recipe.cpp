@@ -1,3 +1,6 @@
+/*
+ * The main job and the two-stage vs dense comparison (recipe.h).
+ */
 #include "train/recipe.h"
 
 #include <algorithm>

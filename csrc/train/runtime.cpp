@@ -1,3 +1,6 @@
+/*
+ * Device, precision, threads, determinism, memory stats, RNG state (runtime.h).
+ */
 #include "train/runtime.h"
 
 #include <ATen/ATen.h>

@@ -1,3 +1,7 @@
+/*
+ * The training run: set-up, resume, the step loop with the stage switch,
+ * validation and checkpoints (trainer.h).
+ */
 #include "train/trainer.h"
 
 #include <ATen/ATen.h>
