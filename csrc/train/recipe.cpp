@@ -205,9 +205,9 @@ std::string run_recipe(const config::Config& cfg, const RunOptions& opt) {
   const Comparison c = compare_runs(main, b);
   const std::string table = format_comparison(c, main, b);
   std::ofstream((fs::path(root) / "comparison.json").string()) << comparison_json(c, main, b).dump(2) << "\n";
-  std::printf("\n%s%s\n%s", b ? "Two-stage Lighthouse recipe vs dense baseline (same data, same token budget)"
-                               : "Run summary",
-              "", table.c_str());
+  std::printf("\n%s\n%s", b ? "Two-stage Lighthouse recipe vs dense baseline (same data, same token budget)"
+                           : "Run summary",
+              table.c_str());
   std::printf("  metrics: %s/*/metrics.jsonl, val.jsonl; comparison: %s/comparison.json\n", root.c_str(),
               root.c_str());
   std::fflush(stdout);
