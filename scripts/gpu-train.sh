@@ -9,6 +9,13 @@
 #   4. a summary table, printed last.
 #
 #   OUT=/path/to/results bash scripts/gpu-train.sh
+#   GPU_SMALL_SECONDS=200 PAPER_STEPS=6 OUT=... bash scripts/gpu-train.sh   # longer runs
+#
+# Time budget (defaults): build ~2-3 min; gpu-small 2 x 75 s of training plus
+# set-up, evaluation and checkpoints; paper-530m 2 x (up to 60 s, 3 steps)
+# plus a 3 GB checkpoint each. The gpu-small two-stage run switches after
+# GPU_SMALL_SWITCH steps only if it gets there within GPU_SMALL_SECONDS
+# (the summary marks time-limited runs with *).
 #
 # Expects a bare machine without network: the repository (a copy of the
 # working tree), the packed corpus in data/packed (git-ignored, carried),
@@ -26,9 +33,9 @@ BUILD_DIR=${BUILD_DIR:-build-gpu}
 RUNS=${RUNS:-$ROOT/runs/gpu-train}
 GPU_SMALL_STEPS=${GPU_SMALL_STEPS:-300}
 GPU_SMALL_SWITCH=${GPU_SMALL_SWITCH:-240}
-GPU_SMALL_SECONDS=${GPU_SMALL_SECONDS:-90}
-PAPER_STEPS=${PAPER_STEPS:-4}
-PAPER_SECONDS=${PAPER_SECONDS:-100}
+GPU_SMALL_SECONDS=${GPU_SMALL_SECONDS:-75}
+PAPER_STEPS=${PAPER_STEPS:-3}
+PAPER_SECONDS=${PAPER_SECONDS:-60}
 JOBS=${JOBS:-$(nproc)}
 mkdir -p "$OUT/logs" "$RUNS"
 log() { printf '[gpu-train %s] %s\n' "$(date +%H:%M:%S)" "$*" | tee -a "$OUT/logs/gpu-train.log"; }
