@@ -31,8 +31,8 @@ ROOT=$PWD
 OUT=${OUT:-$ROOT/runs/gpu-train-out}
 BUILD_DIR=${BUILD_DIR:-build-gpu}
 RUNS=${RUNS:-$ROOT/runs/gpu-train}
-GPU_SMALL_STEPS=${GPU_SMALL_STEPS:-300}
-GPU_SMALL_SWITCH=${GPU_SMALL_SWITCH:-240}
+GPU_SMALL_STEPS=${GPU_SMALL_STEPS:-200}
+GPU_SMALL_SWITCH=${GPU_SMALL_SWITCH:-160}
 GPU_SMALL_SECONDS=${GPU_SMALL_SECONDS:-75}
 PAPER_STEPS=${PAPER_STEPS:-3}
 PAPER_SECONDS=${PAPER_SECONDS:-60}
@@ -96,7 +96,7 @@ run() {
 
 # gpu-small: two-stage + dense baseline (one command), each run time-capped.
 run gpu-small $((2 * GPU_SMALL_SECONDS + 150)) --preset gpu-small --steps "$GPU_SMALL_STEPS" --stage2.start_step "$GPU_SMALL_SWITCH" \
-  --train.max_seconds "$GPU_SMALL_SECONDS" --eval.every 100 --log.every 20
+  --train.max_seconds "$GPU_SMALL_SECONDS" --eval.every 50 --log.every 20
 
 # paper-530m at 98,304 tokens: a few optimizer steps of one sequence each.
 PAPER=(--preset paper-530m --steps "$PAPER_STEPS" --stage2.start_step 0 --train.grad_accum 1 --no-baseline
