@@ -3,7 +3,6 @@
  * Hugging Face LlamaForCausalLM directory (csrc/train/export.h).
  */
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <string>
 
@@ -16,9 +15,10 @@ namespace {
 int export_main(int argc, char** argv) {
   std::string checkpoint, out;
   train::ExportOptions opt;
-  CLI::App app{"Export a checkpoint as a Hugging Face Llama directory (config.json, model.safetensors) that "
-               "transformers' LlamaForCausalLM loads. Always the dense model: Lighthouse is training-only.",
-               "lighthouse export"};
+  CLI::App app{
+      "Export a checkpoint as a Hugging Face Llama directory (config.json, model.safetensors) that "
+      "transformers' LlamaForCausalLM loads. Always the dense model: Lighthouse is training-only.",
+      "lighthouse export"};
   app.add_option("checkpoint", checkpoint, "checkpoint directory, or a run directory (newest checkpoint)")->required();
   app.add_option("out", out, "output directory")->required();
   app.add_option("--dtype", opt.dtype, "float32 | bfloat16")->capture_default_str();

@@ -10,8 +10,8 @@
  */
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
-#include <CLI/CLI.hpp>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
 
@@ -53,14 +53,14 @@ int logits_main(int argc, char** argv) {
   TORCH_CHECK(ids.defined(), in, " has no tensor 'input_ids'");
   TORCH_CHECK(ids.dim() == 2 && ids.scalar_type() == at::kLong, "input_ids must be int64 [B, N], got ",
               ids.scalar_type(), " ", ids.sizes());
-  TORCH_CHECK(ids.numel() == 0 || (ids.min().item<int64_t>() >= 0 && ids.max().item<int64_t>() < m.model_config().vocab_size),
-              "input_ids must be in [0, ", m.model_config().vocab_size, ")");
+  TORCH_CHECK(
+      ids.numel() == 0 || (ids.min().item<int64_t>() >= 0 && ids.max().item<int64_t>() < m.model_config().vocab_size),
+      "input_ids must be in [0, ", m.model_config().vocab_size, ")");
   at::NoGradGuard no_grad;
   const at::Tensor logits = m.forward(ids);
   io::save_safetensors(out, {{"logits", logits.contiguous()}}, {{"format", "pt"}});
-  std::printf("wrote logits %s of %s (step %lld, %s attention) to %s\n", c10::str(logits.sizes()).c_str(),
-              dir.c_str(), static_cast<long long>(ckpt.step), m.any_lighthouse() ? "Lighthouse" : "dense",
-              out.c_str());
+  std::printf("wrote logits %s of %s (step %lld, %s attention) to %s\n", c10::str(logits.sizes()).c_str(), dir.c_str(),
+              static_cast<long long>(ckpt.step), m.any_lighthouse() ? "Lighthouse" : "dense", out.c_str());
   return 0;
 }
 

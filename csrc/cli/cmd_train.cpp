@@ -15,7 +15,6 @@
  * before the first tensor operation.
  */
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <string>
 #include <utility>
@@ -70,24 +69,28 @@ int train_main(int argc, char** argv) {
   std::string preset, config_file, resume, attention, device, run_dir;
   int64_t steps = 0, stop_after = 0;
   bool deterministic = false, no_baseline = false, print_config = false, list_keys = false;
-  CLI::App app{"Pre-train a byte-level Llama with Lighthouse attention: the two-stage recipe (Lighthouse, then "
-               "dense) and, with train.baseline, a dense baseline of the same token budget.",
-               "lighthouse train"};
+  CLI::App app{
+      "Pre-train a byte-level Llama with Lighthouse attention: the two-stage recipe (Lighthouse, then "
+      "dense) and, with train.baseline, a dense baseline of the same token budget.",
+      "lighthouse train"};
   app.add_option("--preset", preset, "built-in preset: " + join(config::preset_names()) + " (default: tiny)");
   app.add_option("--config", config_file, "a TOML config file instead of a preset");
   app.add_option("--resume", resume, "continue from a checkpoint (or the newest one of a run directory)");
-  app.add_option("--attention", attention, "lighthouse | dense: attention of the non-dense layers "
-                                           "(dense on --resume = the stage switch)");
+  app.add_option("--attention", attention,
+                 "lighthouse | dense: attention of the non-dense layers "
+                 "(dense on --resume = the stage switch)");
   app.add_flag("--deterministic", deterministic, "bit-exact reruns (train.deterministic)");
   app.add_option("--device", device, "auto | cpu | cuda | cuda:N (train.device)");
   app.add_option("--steps", steps, "train.steps");
   app.add_option("--run-dir", run_dir, "output directory (default: train.run_dir; on --resume: the checkpoint's run)");
-  app.add_option("--stop-after", stop_after, "stop with a checkpoint after this step (the schedule still spans train.steps)");
+  app.add_option("--stop-after", stop_after,
+                 "stop with a checkpoint after this step (the schedule still spans train.steps)");
   app.add_flag("--no-baseline", no_baseline, "skip the dense baseline (train.baseline = false)");
   app.add_flag("--print-config", print_config, "print the resolved config as TOML and exit");
   app.add_flag("--list-keys", list_keys, "list every config key with its type and resolved value, and exit");
-  app.footer("Any config key is an option: --section.key value (e.g. --model.layers 8, --optim.lr 1e-3,\n"
-             "--model.dense_layers 0,-1). `lighthouse train --preset tiny --list-keys` lists them.");
+  app.footer(
+      "Any config key is an option: --section.key value (e.g. --model.layers 8, --optim.lr 1e-3,\n"
+      "--model.dense_layers 0,-1). `lighthouse train --preset tiny --list-keys` lists them.");
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {
     app.parse(reversed);

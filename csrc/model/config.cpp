@@ -37,8 +37,10 @@ struct Field {
   void* (*get)(Config&);
 };
 
-#define LH_FIELD(sec, name, kind, help) \
-  Field { #sec, #name, Kind::kind, help, [](Config& c) -> void* { return &c.sec.name; } }
+#define LH_FIELD(sec, name, kind, help)                                            \
+  Field {                                                                          \
+#sec, #name, Kind::kind, help, [](Config & c) -> void* { return &c.sec.name; } \
+  }
 
 const std::vector<Field>& fields() {
   static const std::vector<Field> f = {
@@ -108,11 +110,16 @@ const T& cref(const Field& f, const Config& c) {
 
 const char* kind_name(Kind k) {
   switch (k) {
-    case Kind::kInt: return "integer";
-    case Kind::kFloat: return "float";
-    case Kind::kBool: return "bool";
-    case Kind::kString: return "string";
-    case Kind::kIntList: return "integer list";
+    case Kind::kInt:
+      return "integer";
+    case Kind::kFloat:
+      return "float";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kString:
+      return "string";
+    case Kind::kIntList:
+      return "integer list";
   }
   return "?";
 }
@@ -208,10 +215,14 @@ std::string quote(const std::string& s) {
 
 std::string format_value(const Field& f, const Config& c) {
   switch (f.kind) {
-    case Kind::kInt: return std::to_string(cref<int64_t>(f, c));
-    case Kind::kFloat: return format_double(cref<double>(f, c));
-    case Kind::kBool: return cref<bool>(f, c) ? "true" : "false";
-    case Kind::kString: return quote(cref<std::string>(f, c));
+    case Kind::kInt:
+      return std::to_string(cref<int64_t>(f, c));
+    case Kind::kFloat:
+      return format_double(cref<double>(f, c));
+    case Kind::kBool:
+      return cref<bool>(f, c) ? "true" : "false";
+    case Kind::kString:
+      return quote(cref<std::string>(f, c));
     case Kind::kIntList: {
       std::string s = "[";
       const auto& v = cref<std::vector<int64_t>>(f, c);
@@ -311,11 +322,21 @@ bool operator==(const Config& a, const Config& b) {
   for (const Field& f : fields()) {
     bool same = false;
     switch (f.kind) {
-      case Kind::kInt: same = cref<int64_t>(f, a) == cref<int64_t>(f, b); break;
-      case Kind::kFloat: same = cref<double>(f, a) == cref<double>(f, b); break;
-      case Kind::kBool: same = cref<bool>(f, a) == cref<bool>(f, b); break;
-      case Kind::kString: same = cref<std::string>(f, a) == cref<std::string>(f, b); break;
-      case Kind::kIntList: same = cref<std::vector<int64_t>>(f, a) == cref<std::vector<int64_t>>(f, b); break;
+      case Kind::kInt:
+        same = cref<int64_t>(f, a) == cref<int64_t>(f, b);
+        break;
+      case Kind::kFloat:
+        same = cref<double>(f, a) == cref<double>(f, b);
+        break;
+      case Kind::kBool:
+        same = cref<bool>(f, a) == cref<bool>(f, b);
+        break;
+      case Kind::kString:
+        same = cref<std::string>(f, a) == cref<std::string>(f, b);
+        break;
+      case Kind::kIntList:
+        same = cref<std::vector<int64_t>>(f, a) == cref<std::vector<int64_t>>(f, b);
+        break;
     }
     if (!same) return false;
   }
@@ -344,16 +365,15 @@ Config parse_toml(const std::string& text, const std::string& origin, Config bas
     root = toml::parse(text, origin);
   } catch (const toml::parse_error& e) {
     std::ostringstream msg;
-    msg << origin << ":" << e.source().begin.line << ":" << e.source().begin.column << ": invalid TOML: "
-        << e.description();
+    msg << origin << ":" << e.source().begin.line << ":" << e.source().begin.column
+        << ": invalid TOML: " << e.description();
     throw ConfigError(msg.str());
   }
   for (auto&& [section_key, section_node] : root) {
     const std::string section(section_key.str());
     if (!section_node.is_table()) {
       // A top-level key: either a misplaced key or an unknown section.
-      throw ConfigError(origin + ": '" + section + "' must be a [section] table; sections are " +
-                        known_sections());
+      throw ConfigError(origin + ": '" + section + "' must be a [section] table; sections are " + known_sections());
     }
     for (auto&& [key, node] : *section_node.as_table()) {
       const std::string where = origin + ":" + std::to_string(node.source().begin.line);
@@ -453,13 +473,9 @@ const std::string& preset_text(const std::string& name) {
   throw ConfigError("unknown preset '" + name + "'; presets are " + list + " (configs/*.toml)");
 }
 
-Config load_preset(const std::string& name) {
-  return parse_toml(preset_text(name), "configs/" + name + ".toml");
-}
+Config load_preset(const std::string& name) { return parse_toml(preset_text(name), "configs/" + name + ".toml"); }
 
-int64_t head_dim(const ModelConfig& m) {
-  return m.head_dim > 0 ? m.head_dim : (m.heads > 0 ? m.d_model / m.heads : 0);
-}
+int64_t head_dim(const ModelConfig& m) { return m.head_dim > 0 ? m.head_dim : (m.heads > 0 ? m.d_model / m.heads : 0); }
 
 std::vector<int64_t> resolved_dense_layers(const ModelConfig& m) {
   std::set<int64_t> s;
@@ -525,8 +541,8 @@ void validate(const Config& c) {
   need(m.heads >= 1, "model.heads must be >= 1, got " + str(m.heads));
   need(m.kv_heads >= 1, "model.kv_heads must be >= 1, got " + str(m.kv_heads));
   if (m.heads >= 1 && m.kv_heads >= 1) {
-    need(m.heads % m.kv_heads == 0, "model.kv_heads (" + str(m.kv_heads) + ") must divide model.heads (" +
-                                        str(m.heads) + "): change one of them");
+    need(m.heads % m.kv_heads == 0,
+         "model.kv_heads (" + str(m.kv_heads) + ") must divide model.heads (" + str(m.heads) + "): change one of them");
   }
   need(m.head_dim >= 0, "model.head_dim must be >= 0 (0: d_model / heads), got " + str(m.head_dim));
   if (m.head_dim == 0 && m.heads >= 1 && m.d_model >= 1) {
@@ -590,7 +606,8 @@ void validate(const Config& c) {
   need(std::isfinite(o.eps) && o.eps > 0 && o.eps < 1, "optim.eps must be in (0, 1), got " + str(o.eps));
   need(std::isfinite(o.weight_decay) && o.weight_decay >= 0 && o.weight_decay < 1,
        "optim.weight_decay must be in [0, 1), got " + str(o.weight_decay));
-  need(std::isfinite(o.grad_clip) && o.grad_clip >= 0, "optim.grad_clip must be >= 0 (0: off), got " + str(o.grad_clip));
+  need(std::isfinite(o.grad_clip) && o.grad_clip >= 0,
+       "optim.grad_clip must be >= 0 (0: off), got " + str(o.grad_clip));
   need(o.warmup_steps >= 0, "optim.warmup_steps must be >= 0, got " + str(o.warmup_steps));
   need(one_of(o.schedule, {"cosine", "linear", "constant"}),
        "optim.schedule must be cosine, linear or constant, got '" + o.schedule + "'");
@@ -610,8 +627,8 @@ void validate(const Config& c) {
   }
 
   // The Lighthouse geometry must fit the context (only when a layer uses it).
-  const bool geometry_ok = l.levels >= 2 && l.levels <= 16 && l.pool >= 2 && power_of_two(l.pool) &&
-                           l.pool <= 1024 && l.top_k >= 128 && l.top_k % 128 == 0 && l.top_k <= (int64_t{1} << 24);
+  const bool geometry_ok = l.levels >= 2 && l.levels <= 16 && l.pool >= 2 && power_of_two(l.pool) && l.pool <= 1024 &&
+                           l.top_k >= 128 && l.top_k % 128 == 0 && l.top_k <= (int64_t{1} << 24);
   if (geometry_ok && m.layers >= 1 && m.layers <= 4096 && uses_lighthouse(c)) {
     int log2_p = 0;
     while ((int64_t{1} << log2_p) < l.pool) ++log2_p;
@@ -621,11 +638,11 @@ void validate(const Config& c) {
                        " is too large: lower lighthouse.levels or lighthouse.pool");
     } else {
       const int64_t min_n = min_seq_len(l);
-      need(t.seq_len >= min_n,
-           "train.seq_len (" + str(t.seq_len) + ") is below the smallest context of the Lighthouse geometry (L=" +
-               str(l.levels) + ", p=" + str(l.pool) + ", top_k=" + str(l.top_k) + "): top_k * p^(L-1) = " +
-               str(min_n) + ". Raise train.seq_len to >= " + str(min_n) +
-               ", or lower lighthouse.top_k / lighthouse.pool / lighthouse.levels");
+      need(t.seq_len >= min_n, "train.seq_len (" + str(t.seq_len) +
+                                   ") is below the smallest context of the Lighthouse geometry (L=" + str(l.levels) +
+                                   ", p=" + str(l.pool) + ", top_k=" + str(l.top_k) +
+                                   "): top_k * p^(L-1) = " + str(min_n) + ". Raise train.seq_len to >= " + str(min_n) +
+                                   ", or lower lighthouse.top_k / lighthouse.pool / lighthouse.levels");
     }
   }
   if (!errors.empty()) {

@@ -32,8 +32,8 @@ struct ModelConfig {
   int64_t d_model = 128;
   int64_t layers = 4;
   int64_t heads = 4;
-  int64_t kv_heads = 4;   // GQA: heads % kv_heads == 0
-  int64_t head_dim = 0;   // 0: d_model / heads
+  int64_t kv_heads = 4;      // GQA: heads % kv_heads == 0
+  int64_t head_dim = 0;      // 0: d_model / heads
   int64_t ffn_hidden = 384;  // SwiGLU hidden size, explicit
   // 256 bytes + BOS/EOS/PAD = 259 real tokens, padded to a multiple of 64.
   int64_t vocab_size = 320;
@@ -58,18 +58,18 @@ struct LighthouseConfig {
 
 struct TrainConfig {
   int64_t seq_len = 4096;
-  int64_t batch = 1;       // sequences per micro-batch
-  int64_t grad_accum = 1;  // micro-batches per optimizer step
-  int64_t steps = 100;     // optimizer steps
-  int64_t seed = 0;        // weights and data order
+  int64_t batch = 1;               // sequences per micro-batch
+  int64_t grad_accum = 1;          // micro-batches per optimizer step
+  int64_t steps = 100;             // optimizer steps
+  int64_t seed = 0;                // weights and data order
   std::string device = "auto";     // auto | cpu | cuda | cuda:N
   std::string precision = "auto";  // auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
   bool activation_checkpointing = false;
   bool deterministic = false;
-  int64_t threads = 0;                  // CPU threads; 0: all cores (2 in deterministic mode)
-  std::string nonfinite = "stop";       // stop | skip: a step whose loss or gradients are not finite
-  bool baseline = false;                // also run a dense-only baseline and compare
-  double max_seconds = 0;               // stop (with a checkpoint) after this wall time; 0: no limit
+  int64_t threads = 0;             // CPU threads; 0: all cores (2 in deterministic mode)
+  std::string nonfinite = "stop";  // stop | skip: a step whose loss or gradients are not finite
+  bool baseline = false;           // also run a dense-only baseline and compare
+  double max_seconds = 0;          // stop (with a checkpoint) after this wall time; 0: no limit
   std::string run_dir = "runs/default";
 };
 
@@ -78,11 +78,11 @@ struct OptimConfig {
   double beta1 = 0.9;
   double beta2 = 0.95;
   double eps = 1e-8;
-  double weight_decay = 0.1;  // decoupled (AdamW), on matrices only
-  double grad_clip = 1.0;     // global grad-norm clip; 0: off
-  int64_t warmup_steps = 0;   // linear warm-up from 0
+  double weight_decay = 0.1;        // decoupled (AdamW), on matrices only
+  double grad_clip = 1.0;           // global grad-norm clip; 0: off
+  int64_t warmup_steps = 0;         // linear warm-up from 0
   std::string schedule = "cosine";  // cosine | linear | constant, after warm-up
-  double min_lr_ratio = 0.1;  // final lr = lr * min_lr_ratio (cosine, linear)
+  double min_lr_ratio = 0.1;        // final lr = lr * min_lr_ratio (cosine, linear)
 };
 
 struct Stage2Config {
@@ -93,7 +93,7 @@ struct Stage2Config {
 
 struct DataConfig {
   std::string dir = "data/packed";  // packed corpus (packed from `corpus` if missing), as `lighthouse data` writes it
-  std::string corpus = "";   // raw text corpus; "": the project's default corpus
+  std::string corpus = "";          // raw text corpus; "": the project's default corpus
 };
 
 struct CheckpointConfig {

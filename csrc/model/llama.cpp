@@ -28,9 +28,9 @@ namespace {
 
 constexpr int kLayerParams = 9;
 const char* const kLayerParamNames[kLayerParams] = {
-    "input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight",
+    "input_layernorm.weight",  "self_attn.q_proj.weight", "self_attn.k_proj.weight",
     "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
-    "mlp.gate_proj.weight",   "mlp.up_proj.weight",      "mlp.down_proj.weight"};
+    "mlp.gate_proj.weight",    "mlp.up_proj.weight",      "mlp.down_proj.weight"};
 
 // Hugging Face LlamaRMSNorm: normalise in fp32, scale in the input dtype.
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
@@ -52,20 +52,17 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
   return (xf * c + rotate_half(xf) * s).to(x.scalar_type());
 }
 
-at::Tensor linear(const at::Tensor& x, const at::Tensor& w, at::ScalarType dtype) {
-  return at::linear(x, w.to(dtype));
-}
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, at::ScalarType dtype) { return at::linear(x, w.to(dtype)); }
 
 // Reentrant per-layer checkpoint (see the file comment). Tensor arguments
 // are listed one by one because custom Functions do not traverse vectors.
 class BlockCheckpoint : public torch::autograd::Function<BlockCheckpoint> {
  public:
-  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const Llama* model,
-                                                int64_t mode, const at::Tensor& x, const at::Tensor& cos,
-                                                const at::Tensor& sin, const at::Tensor& w0, const at::Tensor& w1,
-                                                const at::Tensor& w2, const at::Tensor& w3, const at::Tensor& w4,
-                                                const at::Tensor& w5, const at::Tensor& w6, const at::Tensor& w7,
-                                                const at::Tensor& w8) {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const Llama* model, int64_t mode,
+                                                const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                                const at::Tensor& w0, const at::Tensor& w1, const at::Tensor& w2,
+                                                const at::Tensor& w3, const at::Tensor& w4, const at::Tensor& w5,
+                                                const at::Tensor& w6, const at::Tensor& w7, const at::Tensor& w8) {
     ctx->saved_data["model"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(model));
     ctx->saved_data["mode"] = mode;
     ctx->save_for_backward({x, cos, sin, w0, w1, w2, w3, w4, w5, w6, w7, w8});
@@ -101,7 +98,8 @@ std::pair<at::Tensor, at::Tensor> rope_tables(int64_t seq_len, int64_t head_dim,
   // As transformers' default RoPE: inv_freq = 1 / theta^(2i/d) in fp32,
   // angles = position * inv_freq, then [angles, angles].
   const auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
-  const at::Tensor exponent = at::arange(0, head_dim, 2, f32.dtype(at::kLong)).to(at::kFloat) / static_cast<double>(head_dim);
+  const at::Tensor exponent =
+      at::arange(0, head_dim, 2, f32.dtype(at::kLong)).to(at::kFloat) / static_cast<double>(head_dim);
   const at::Tensor inv_freq = 1.0 / at::pow(theta, exponent);
   const at::Tensor pos = at::arange(seq_len, f32.dtype(at::kLong)).to(at::kFloat);
   const at::Tensor angles = pos.unsqueeze(1) * inv_freq.unsqueeze(0);  // [N, d/2]
@@ -150,8 +148,8 @@ Llama::Llama(const config::ModelConfig& model, const config::LighthouseConfig& l
 std::vector<std::pair<std::string, std::vector<int64_t>>> parameter_shapes(const config::ModelConfig& model) {
   const int64_t D = model.d_model, H = model.heads, Hkv = model.kv_heads, d = config::head_dim(model),
                 F = model.ffn_hidden, V = model.vocab_size;
-  const std::vector<int64_t> shapes[kLayerParams] = {{D},      {H * d, D}, {Hkv * d, D}, {Hkv * d, D}, {D, H * d},
-                                                     {D},      {F, D},     {F, D},       {D, F}};
+  const std::vector<int64_t> shapes[kLayerParams] = {{D}, {H * d, D}, {Hkv * d, D}, {Hkv * d, D}, {D, H * d},
+                                                     {D}, {F, D},     {F, D},       {D, F}};
   std::vector<std::pair<std::string, std::vector<int64_t>>> out;
   out.emplace_back("model.embed_tokens.weight", std::vector<int64_t>{V, D});
   for (int64_t l = 0; l < model.layers; ++l) {
@@ -165,8 +163,7 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> parameter_shapes(const
 }
 
 void Llama::set_compute_dtype(at::ScalarType dtype) {
-  TORCH_CHECK(dtype == at::kFloat || dtype == at::kBFloat16, "compute dtype must be float32 or bfloat16, got ",
-              dtype);
+  TORCH_CHECK(dtype == at::kFloat || dtype == at::kBFloat16, "compute dtype must be float32 or bfloat16, got ", dtype);
   compute_dtype_ = dtype;
 }
 
@@ -221,8 +218,7 @@ LayerWeights Llama::layer_weights(int64_t layer) const {
           params_[o + 6].second, params_[o + 7].second, params_[o + 8].second};
 }
 
-at::Tensor Llama::attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                            AttentionMode mode) const {
+at::Tensor Llama::attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, AttentionMode mode) const {
   // q [B, N, H, d], k, v [B, N, H_kv, d] -> [B, N, H, d]
   if (mode == AttentionMode::kLighthouse) return lighthouse::attention(q, k, v, lh_options_);
   const bool gqa = q.size(2) != k.size(2);
@@ -258,8 +254,8 @@ at::Tensor Llama::forward(const at::Tensor& tokens) const {
   for (int64_t l = 0; l < model_.layers; ++l) {
     const LayerWeights w = layer_weights(l);
     if (recompute) {
-      x = BlockCheckpoint::apply(this, static_cast<int64_t>(modes_[l]), x, cos, sin, w.input_norm, w.wq, w.wk,
-                                 w.wv, w.wo, w.post_norm, w.w_gate, w.w_up, w.w_down)[0];
+      x = BlockCheckpoint::apply(this, static_cast<int64_t>(modes_[l]), x, cos, sin, w.input_norm, w.wq, w.wk, w.wv,
+                                 w.wo, w.post_norm, w.w_gate, w.w_up, w.w_down)[0];
     } else {
       x = block(w, x, cos, sin, modes_[l]);
     }
@@ -270,13 +266,12 @@ at::Tensor Llama::forward(const at::Tensor& tokens) const {
 }
 
 at::Tensor Llama::loss(const at::Tensor& tokens, int64_t ignore_index) const {
-  TORCH_CHECK(tokens.dim() == 2 && tokens.size(1) >= 2, "loss needs tokens [B, N+1] with N >= 1, got ",
-              tokens.sizes());
+  TORCH_CHECK(tokens.dim() == 2 && tokens.size(1) >= 2, "loss needs tokens [B, N+1] with N >= 1, got ", tokens.sizes());
   const int64_t N = tokens.size(1) - 1;
   const at::Tensor logits = forward(tokens.narrow(1, 0, N));
   const at::Tensor targets = tokens.narrow(1, 1, N).to(device_).reshape({-1});
-  return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), targets, /*weight=*/{},
-                                at::Reduction::Mean, ignore_index);
+  return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), targets, /*weight=*/{}, at::Reduction::Mean,
+                                ignore_index);
 }
 
 }  // namespace lighthouse::model

@@ -61,8 +61,7 @@ class Llama {
   // Allocates and initialises the weights on `device` from `seed` (a private
   // generator: the global RNG is not touched). Weights: normal(0, init_std);
   // o_proj and down_proj scaled by 1/sqrt(2 * layers); norms 1.
-  Llama(const config::ModelConfig& model, const config::LighthouseConfig& lighthouse, at::Device device,
-        uint64_t seed);
+  Llama(const config::ModelConfig& model, const config::LighthouseConfig& lighthouse, at::Device device, uint64_t seed);
 
   // logits [B, N, vocab] float32 for tokens int64 [B, N].
   at::Tensor forward(const at::Tensor& tokens) const;

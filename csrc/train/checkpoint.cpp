@@ -77,9 +77,9 @@ void verify_file(const fs::path& dir, const std::string& name, const Json& entry
   const auto want_bytes = entry.at("bytes").get<int64_t>();
   const auto have_bytes = static_cast<int64_t>(fs::file_size(p));
   if (have_bytes != want_bytes) {
-    throw CheckpointError("checkpoint " + dir.string() + ": " + name + " is " + (have_bytes < want_bytes ? "truncated" : "corrupted") +
-                          " (" + std::to_string(have_bytes) + " bytes, state.json records " +
-                          std::to_string(want_bytes) + ")");
+    throw CheckpointError("checkpoint " + dir.string() + ": " + name + " is " +
+                          (have_bytes < want_bytes ? "truncated" : "corrupted") + " (" + std::to_string(have_bytes) +
+                          " bytes, state.json records " + std::to_string(want_bytes) + ")");
   }
   const std::string have = io::sha256_file(p.string());
   const std::string want = entry.at("sha256").get<std::string>();
@@ -91,8 +91,7 @@ void verify_file(const fs::path& dir, const std::string& name, const Json& entry
 
 }  // namespace
 
-std::string save_checkpoint(const std::string& root_str, const Checkpoint& ckpt, int64_t keep,
-                            const SaveHook& hook) {
+std::string save_checkpoint(const std::string& root_str, const Checkpoint& ckpt, int64_t keep, const SaveHook& hook) {
   const auto stage = [&](const char* name) {
     if (hook) hook(name);
   };
@@ -210,7 +209,8 @@ Checkpoint load_checkpoint(const std::string& dir_str, bool with_optimizer) {
   }
   try {
     c.weights = from_named(io::load_safetensors((dir / "model.safetensors").string(), nullptr));
-    if (with_optimizer) c.optimizer = from_named(io::load_safetensors((dir / "optimizer.safetensors").string(), nullptr));
+    if (with_optimizer)
+      c.optimizer = from_named(io::load_safetensors((dir / "optimizer.safetensors").string(), nullptr));
   } catch (const std::exception& e) {
     // Hashes matched, so the files are as written: a bug or a foreign file.
     throw CheckpointError("checkpoint " + dir_str + ": cannot read its safetensors files: " + e.what());

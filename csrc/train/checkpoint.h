@@ -22,11 +22,11 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
-#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 
@@ -58,8 +58,7 @@ using SaveHook = std::function<void(const std::string& stage)>;
 
 // Writes `ckpt` as <root>/step_<step> and keeps the newest `keep`
 // checkpoints of `root`. Returns the directory.
-std::string save_checkpoint(const std::string& root, const Checkpoint& ckpt, int64_t keep,
-                            const SaveHook& hook = {});
+std::string save_checkpoint(const std::string& root, const Checkpoint& ckpt, int64_t keep, const SaveHook& hook = {});
 
 // Reads and verifies a checkpoint directory (the optimizer file only if
 // `with_optimizer`). Throws CheckpointError.
@@ -82,7 +81,6 @@ std::string run_dir_of(const std::string& checkpoint_dir);
 // Throws CheckpointError if a model trained with `saved` cannot be loaded
 // into one built from `wanted` (shape, vocabulary, RoPE, norm), naming each
 // differing key. Attention modes, geometry and training keys may differ.
-void check_compatible(const config::ModelConfig& saved, const config::ModelConfig& wanted,
-                      const std::string& what);
+void check_compatible(const config::ModelConfig& saved, const config::ModelConfig& wanted, const std::string& what);
 
 }  // namespace lighthouse::train

@@ -4,10 +4,10 @@
 #include "train/export.h"
 
 #include <ATen/ATen.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 
 #include "data/tokenizer.h"
@@ -100,8 +100,8 @@ std::string export_hf(const std::string& checkpoint, const std::string& out_dir,
 
   int64_t n = 0;
   for (const auto& [name, t] : tensors) n += t.numel();
-  return "exported " + dir + " (step " + std::to_string(ckpt.step) + ", " + std::to_string(n) +
-         " parameters, " + opt.dtype + ") to " + out_dir + " as a dense LlamaForCausalLM";
+  return "exported " + dir + " (step " + std::to_string(ckpt.step) + ", " + std::to_string(n) + " parameters, " +
+         opt.dtype + ") to " + out_dir + " as a dense LlamaForCausalLM";
 }
 
 }  // namespace lighthouse::train

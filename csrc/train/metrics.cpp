@@ -75,8 +75,8 @@ void Progress::clear_live() {
 void Progress::update(const StepInfo& s) {
   char line[256];
   std::snprintf(line, sizeof line, "[%s] step %lld/%lld | stage %d (%s) | loss %.4f | lr %.2e | %s tok/s | ETA %s",
-                label_.c_str(), static_cast<long long>(s.step), static_cast<long long>(s.total), s.stage,
-                s.attention, s.loss, s.lr, format_count(s.tokens_per_s).c_str(), format_duration(s.eta_s).c_str());
+                label_.c_str(), static_cast<long long>(s.step), static_cast<long long>(s.total), s.stage, s.attention,
+                s.loss, s.lr, format_count(s.tokens_per_s).c_str(), format_duration(s.eta_s).c_str());
   if (tty_) {
     std::fprintf(stderr, "\r%s\x1b[K", line);
     live_ = true;

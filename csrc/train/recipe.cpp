@@ -5,11 +5,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 namespace lighthouse::train {
 namespace fs = std::filesystem;
@@ -96,8 +96,7 @@ std::string format_comparison(const Comparison& c, const RunResult& main, const 
       base ? std::to_string(base->last_step) + " (" + format_count(static_cast<double>(base->tokens)) + ")" : "");
   row("final validation loss", f4(main.final_val_loss), base ? f4(base->final_val_loss) : "");
   row("wall-clock", format_duration(main.wall_seconds), base ? format_duration(base->wall_seconds) : "");
-  row("train tokens/s, stage 1",
-      main.stage1_tokens_per_s > 0 ? format_count(main.stage1_tokens_per_s) : "-",
+  row("train tokens/s, stage 1", main.stage1_tokens_per_s > 0 ? format_count(main.stage1_tokens_per_s) : "-",
       base ? format_count(base->stage1_tokens_per_s) : "");
   if (main.stage2_tokens_per_s > 0) row("train tokens/s, stage 2", format_count(main.stage2_tokens_per_s), "");
   if (main.peak_memory_bytes > 0) {
@@ -205,11 +204,10 @@ std::string run_recipe(const config::Config& cfg, const RunOptions& opt) {
   const Comparison c = compare_runs(main, b);
   const std::string table = format_comparison(c, main, b);
   std::ofstream((fs::path(root) / "comparison.json").string()) << comparison_json(c, main, b).dump(2) << "\n";
-  std::printf("\n%s\n%s", b ? "Two-stage Lighthouse recipe vs dense baseline (same data, same token budget)"
-                           : "Run summary",
+  std::printf("\n%s\n%s",
+              b ? "Two-stage Lighthouse recipe vs dense baseline (same data, same token budget)" : "Run summary",
               table.c_str());
-  std::printf("  metrics: %s/*/metrics.jsonl, val.jsonl; comparison: %s/comparison.json\n", root.c_str(),
-              root.c_str());
+  std::printf("  metrics: %s/*/metrics.jsonl, val.jsonl; comparison: %s/comparison.json\n", root.c_str(), root.c_str());
   std::fflush(stdout);
   return table;
 }

@@ -35,17 +35,17 @@ namespace lighthouse::train {
 struct Comparison {
   bool has_switch = false;
   bool has_baseline = false;
-  int64_t switch_step = 0;        // k
-  int64_t window = 0;             // steps in the window (fewer if the run is short)
-  double val_before = 0;          // validation loss at k, Lighthouse layers
-  double val_after = 0;           // the same weights, all dense
+  int64_t switch_step = 0;  // k
+  int64_t window = 0;       // steps in the window (fewer if the run is short)
+  double val_before = 0;    // validation loss at k, Lighthouse layers
+  double val_after = 0;     // the same weights, all dense
   double val_jump = 0;
-  double pre_switch_loss = 0;     // median training loss over the window
-  double loss_after_switch = 0;   // step k+1
-  double pre_switch_gap = 0;      // median gap over the window (baseline runs)
-  double gap_after_switch = 0;    // gap at k+1 (baseline runs)
+  double pre_switch_loss = 0;    // median training loss over the window
+  double loss_after_switch = 0;  // step k+1
+  double pre_switch_gap = 0;     // median gap over the window (baseline runs)
+  double gap_after_switch = 0;   // gap at k+1 (baseline runs)
   double train_jump = 0;
-  int64_t recovered_step = -1;    // -1: not within the run
+  int64_t recovered_step = -1;  // -1: not within the run
   int64_t below_baseline_step = -1;
 };
 

@@ -137,7 +137,8 @@ void set_rng_state_hex(const at::Device& device, const std::string& hex) {
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     TORCH_CHECK(false, "RNG state: '", c, "' is not a hex digit");
   };
-  for (size_t i = 0; i < hex.size() / 2; ++i) bytes[i] = static_cast<uint8_t>(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
+  for (size_t i = 0; i < hex.size() / 2; ++i)
+    bytes[i] = static_cast<uint8_t>(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
   at::Generator gen = at::globalContext().defaultGenerator(device);
   std::lock_guard<std::mutex> lock(gen.mutex());
   gen.set_state(state);

@@ -113,8 +113,8 @@ struct Trainer::State {
     if (!opt.quiet) progress->note(s);
   }
   void save(int64_t at_step) {
-    res.last_checkpoint = save_checkpoint(
-        ckpt_root, snapshot(cfg, at_step, *model, *optimizer, *loader, skipped, rt), cfg.checkpoint.keep);
+    res.last_checkpoint = save_checkpoint(ckpt_root, snapshot(cfg, at_step, *model, *optimizer, *loader, skipped, rt),
+                                          cfg.checkpoint.keep);
     note("checkpoint " + res.last_checkpoint);
   }
   double validate_now(int64_t at_step) {
@@ -162,8 +162,8 @@ Trainer::Trainer(const config::Config& cfg_in, const RunOptions& opt) : s_(std::
   // The global RNG is seeded for anything that draws from it; the model's
   // init and the data order have their own seeds.
   at::manual_seed(static_cast<uint64_t>(cfg.train.seed));
-  s.model = std::make_unique<model::Llama>(cfg.model, cfg.lighthouse, s.rt.device,
-                                           static_cast<uint64_t>(cfg.train.seed));
+  s.model =
+      std::make_unique<model::Llama>(cfg.model, cfg.lighthouse, s.rt.device, static_cast<uint64_t>(cfg.train.seed));
   s.model->set_compute_dtype(s.rt.compute_dtype);
   s.model->set_activation_checkpointing(cfg.train.activation_checkpointing);
   s.optimizer = std::make_unique<AdamW>(s.model->named_parameters(), cfg.optim);
@@ -189,15 +189,14 @@ Trainer::Trainer(const config::Config& cfg_in, const RunOptions& opt) : s_(std::
     s.stage = 2;
   }
 
-  s.metrics = std::make_unique<JsonlWriter>((fs::path(res.run_dir) / "metrics.jsonl").string(),
-                                            resuming ? s.step : -1);
+  s.metrics = std::make_unique<JsonlWriter>((fs::path(res.run_dir) / "metrics.jsonl").string(), resuming ? s.step : -1);
   s.val_log = std::make_unique<JsonlWriter>((fs::path(res.run_dir) / "val.jsonl").string(), resuming ? s.step : -1);
   io::write_file_atomic((fs::path(res.run_dir) / "config.toml").string(), config::to_toml(cfg));
-  res.attention = !s.model->any_lighthouse() ? "dense"
+  res.attention = !s.model->any_lighthouse()       ? "dense"
                   : cfg.stage2.start_step > s.step ? "lighthouse -> dense"
                                                    : "lighthouse";
-  s.note(std::string(resuming ? "resuming " + resume.path + " at step " + std::to_string(s.step) : "new run") +
-         " in " + res.run_dir);
+  s.note(std::string(resuming ? "resuming " + resume.path + " at step " + std::to_string(s.step) : "new run") + " in " +
+         res.run_dir);
   const int64_t tokens_per_step = cfg.train.batch * cfg.train.seq_len * cfg.train.grad_accum;
   s.note(std::to_string(s.model->num_parameters()) + " parameters, layers " + layer_map(*s.model) +
          " (D dense, L Lighthouse), context " + std::to_string(cfg.train.seq_len) + ", " +
@@ -207,8 +206,8 @@ Trainer::Trainer(const config::Config& cfg_in, const RunOptions& opt) : s_(std::
     o.levels = cfg.lighthouse.levels;
     o.pool = cfg.lighthouse.pool;
     o.top_k = cfg.lighthouse.top_k;
-    s.note("Lighthouse L=" + std::to_string(o.levels) + " p=" + std::to_string(o.pool) + " top_k=" +
-           std::to_string(o.top_k) + " scorer=" + cfg.lighthouse.scorer + ": S=" +
+    s.note("Lighthouse L=" + std::to_string(o.levels) + " p=" + std::to_string(o.pool) +
+           " top_k=" + std::to_string(o.top_k) + " scorer=" + cfg.lighthouse.scorer + ": S=" +
            std::to_string(subsequence_length(cfg.train.seq_len, o)) + " of N=" + std::to_string(cfg.train.seq_len) +
            (cfg.stage2.start_step > s.step ? "; dense from step " + std::to_string(cfg.stage2.start_step + 1) : ""));
   }
@@ -270,13 +269,17 @@ RunResult Trainer::run() {
                                                            : "the gradient norm is " + fmt("%g", grad_norm)) +
                                " (loss " + fmt("%g", loss_value) + ", gradient norm " + fmt("%g", grad_norm) + ")";
       if (cfg.train.nonfinite == "stop") {
-        s.metrics->write({{"step", step}, {"stage", s.stage}, {"loss", loss_value}, {"grad_norm", grad_norm},
-                          {"nonfinite", true}, {"action", "stop"}});
+        s.metrics->write({{"step", step},
+                          {"stage", s.stage},
+                          {"loss", loss_value},
+                          {"grad_norm", grad_norm},
+                          {"nonfinite", true},
+                          {"action", "stop"}});
         if (!s.opt.quiet) s.progress->finish();
-        throw NonFiniteError(what + "; stopped before the optimizer step, parameters unchanged" +
-                             (res.last_checkpoint.empty() ? std::string()
-                                                          : "; last checkpoint " + res.last_checkpoint) +
-                             ". Set train.nonfinite = skip to skip such steps.");
+        throw NonFiniteError(
+            what + "; stopped before the optimizer step, parameters unchanged" +
+            (res.last_checkpoint.empty() ? std::string() : "; last checkpoint " + res.last_checkpoint) +
+            ". Set train.nonfinite = skip to skip such steps.");
       }
       ++s.skipped;
       ++res.skipped_steps;
@@ -313,8 +316,8 @@ RunResult Trainer::run() {
                       {"mem_bytes", mem},
                       {"skipped", !finite}});
     if (!s.opt.quiet) {
-      s.progress->update({step, last, s.stage, attention, loss_value, lr,
-                          static_cast<double>(tokens_per_step) / dt, mean_dt * static_cast<double>(last - step)});
+      s.progress->update({step, last, s.stage, attention, loss_value, lr, static_cast<double>(tokens_per_step) / dt,
+                          mean_dt * static_cast<double>(last - step)});
     }
 
     const bool at_end = step == last;
@@ -327,8 +330,8 @@ RunResult Trainer::run() {
     }
     if (out_of_time) {
       res.time_limited = true;
-      s.note("stopping after step " + std::to_string(step) + ": train.max_seconds = " +
-             fmt("%g", cfg.train.max_seconds) + " reached");
+      s.note("stopping after step " + std::to_string(step) +
+             ": train.max_seconds = " + fmt("%g", cfg.train.max_seconds) + " reached");
       break;
     }
   }

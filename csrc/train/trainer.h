@@ -54,20 +54,20 @@ struct RunOptions {
 struct RunResult {
   std::string run_dir;
   std::string label;
-  std::string attention;            // "lighthouse", "dense" or "lighthouse -> dense"
-  int64_t first_step = 0;           // first step trained by this call
-  int64_t last_step = 0;            // last step trained
-  std::vector<double> losses;       // training loss of steps first_step..last_step
-  std::vector<int> stages;          // 1 or 2, same indexing
-  int64_t switch_step = 0;          // steps of Stage 1 when the switch happened in this call; 0: none
-  double switch_val_before = 0;     // validation loss at the switch with Lighthouse layers,
-  double switch_val_after = 0;      // and with the same weights all dense
+  std::string attention;         // "lighthouse", "dense" or "lighthouse -> dense"
+  int64_t first_step = 0;        // first step trained by this call
+  int64_t last_step = 0;         // last step trained
+  std::vector<double> losses;    // training loss of steps first_step..last_step
+  std::vector<int> stages;       // 1 or 2, same indexing
+  int64_t switch_step = 0;       // steps of Stage 1 when the switch happened in this call; 0: none
+  double switch_val_before = 0;  // validation loss at the switch with Lighthouse layers,
+  double switch_val_after = 0;   // and with the same weights all dense
   double final_val_loss = 0;
-  double wall_seconds = 0;          // whole run (set-up, training, evaluation, checkpoints)
-  double train_seconds = 0;         // the training steps only
-  double stage1_tokens_per_s = 0;   // mean over the Stage-1 steps (0 if none)
-  double stage2_tokens_per_s = 0;   // mean over the dense steps
-  int64_t tokens = 0;               // tokens trained in this call
+  double wall_seconds = 0;         // whole run (set-up, training, evaluation, checkpoints)
+  double train_seconds = 0;        // the training steps only
+  double stage1_tokens_per_s = 0;  // mean over the Stage-1 steps (0 if none)
+  double stage2_tokens_per_s = 0;  // mean over the dense steps
+  int64_t tokens = 0;              // tokens trained in this call
   int64_t skipped_steps = 0;
   int64_t peak_memory_bytes = 0;
   bool time_limited = false;

@@ -17,9 +17,9 @@
 namespace {
 
 bool has_nan(const lighthouse::config::Config& c) {
-  for (double v : {c.model.rope_theta, c.model.norm_eps, c.model.init_std, c.train.max_seconds, c.optim.lr,
-                   c.optim.beta1, c.optim.beta2, c.optim.eps, c.optim.weight_decay, c.optim.grad_clip,
-                   c.optim.min_lr_ratio}) {
+  for (double v :
+       {c.model.rope_theta, c.model.norm_eps, c.model.init_std, c.train.max_seconds, c.optim.lr, c.optim.beta1,
+        c.optim.beta2, c.optim.eps, c.optim.weight_decay, c.optim.grad_clip, c.optim.min_lr_ratio}) {
     if (std::isnan(v)) return true;
   }
   return false;

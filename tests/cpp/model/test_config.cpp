@@ -24,9 +24,9 @@ std::string error_of(Fn&& fn) {
   return "";
 }
 
-#define EXPECT_ERROR_HAS(expr, needle)                                   \
-  do {                                                                   \
-    const std::string msg_ = error_of([&] { (void)(expr); });            \
+#define EXPECT_ERROR_HAS(expr, needle)                                      \
+  do {                                                                      \
+    const std::string msg_ = error_of([&] { (void)(expr); });               \
     EXPECT_NE(msg_.find(needle), std::string::npos) << "message: " << msg_; \
   } while (0)
 
@@ -188,8 +188,8 @@ TEST(Config, MinSeqLenIsTheSpecFormula) {
 
 // Random valid-looking configs for the round-trip property.
 std::string random_string(std::mt19937_64& rng) {
-  static const char* const pieces[] = {"a", "Z", "0", "/", " ", "\"", "\\", "\n", "\t", "#", "=", "[", "]",
-                                       "é", "ß", "→", "😀", "\x01", "\x7f", "'''", "${x}"};
+  static const char* const pieces[] = {"a", "Z", "0", "/", " ", "\"", "\\",   "\n",   "\t",  "#",   "=",
+                                       "[", "]", "é", "ß", "→", "😀",  "\x01", "\x7f", "'''", "${x}"};
   std::string s;
   const int n = static_cast<int>(rng() % 12);
   for (int i = 0; i < n; ++i) s += pieces[rng() % (sizeof pieces / sizeof pieces[0])];
@@ -198,9 +198,12 @@ std::string random_string(std::mt19937_64& rng) {
 
 double random_double(std::mt19937_64& rng) {
   switch (rng() % 4) {
-    case 0: return static_cast<double>(static_cast<int64_t>(rng() % 2000001) - 1000000);
-    case 1: return std::ldexp(static_cast<double>(rng() % (uint64_t{1} << 53)), static_cast<int>(rng() % 200) - 150);
-    case 2: return -std::ldexp(static_cast<double>(rng() % (uint64_t{1} << 53)), static_cast<int>(rng() % 60) - 30);
+    case 0:
+      return static_cast<double>(static_cast<int64_t>(rng() % 2000001) - 1000000);
+    case 1:
+      return std::ldexp(static_cast<double>(rng() % (uint64_t{1} << 53)), static_cast<int>(rng() % 200) - 150);
+    case 2:
+      return -std::ldexp(static_cast<double>(rng() % (uint64_t{1} << 53)), static_cast<int>(rng() % 60) - 30);
     default: {
       // Any finite bit pattern.
       double d;
@@ -215,9 +218,12 @@ double random_double(std::mt19937_64& rng) {
 
 int64_t random_int(std::mt19937_64& rng) {
   switch (rng() % 3) {
-    case 0: return static_cast<int64_t>(rng() % 100);
-    case 1: return static_cast<int64_t>(rng());  // any 64-bit value, negative too
-    default: return -static_cast<int64_t>(rng() % 1000);
+    case 0:
+      return static_cast<int64_t>(rng() % 100);
+    case 1:
+      return static_cast<int64_t>(rng());  // any 64-bit value, negative too
+    default:
+      return -static_cast<int64_t>(rng() % 1000);
   }
 }
 

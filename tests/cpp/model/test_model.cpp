@@ -3,8 +3,8 @@
 // the plain backward, the stage switch equal to a fresh dense model, bf16
 // compute, and clear weight-loading errors.
 #include <ATen/ATen.h>
-#include <ATen/core/grad_mode.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
@@ -158,9 +158,9 @@ TEST(Model, DenseBlockMatchesAMathReference) {
   const at::Tensor x1 =
       x + at::matmul(reference_attention(q, k, v).reshape({B, N, D}), w[pre + "self_attn.o_proj.weight"].t());
   const at::Tensor h2 = norm(x1, w[pre + "post_attention_layernorm.weight"]);
-  const at::Tensor ff = at::matmul(at::silu(at::matmul(h2, w[pre + "mlp.gate_proj.weight"].t())) *
-                                       at::matmul(h2, w[pre + "mlp.up_proj.weight"].t()),
-                                   w[pre + "mlp.down_proj.weight"].t());
+  const at::Tensor ff = at::matmul(
+      at::silu(at::matmul(h2, w[pre + "mlp.gate_proj.weight"].t())) * at::matmul(h2, w[pre + "mlp.up_proj.weight"].t()),
+      w[pre + "mlp.down_proj.weight"].t());
   const at::Tensor want = x1 + ff;
 
   at::NoGradGuard ng;
@@ -208,7 +208,7 @@ TEST(Model, ActivationCheckpointingGivesTheSameGradients) {
   for (size_t i = 0; i < plain.size(); ++i) {
     SCOPED_TRACE(m.named_parameters()[i].first);
     EXPECT_GT(plain[i].abs().sum().item<double>(), 0.0);  // every parameter gets a gradient
-    EXPECT_TRUE(at::equal(plain[i], ckpt[i]));  // same ops, same order: bit-identical
+    EXPECT_TRUE(at::equal(plain[i], ckpt[i]));            // same ops, same order: bit-identical
   }
 }
 

@@ -29,15 +29,11 @@ TEST(AdamW, EqualsTorchAdamWBitForBit) {
   // Weight decay on matrices only: two parameter groups for torch.
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(std::vector<at::Tensor>{theirs[0]},
-                      std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(1e-3)
-                                                                       .betas({0.9, 0.95})
-                                                                       .eps(1e-8)
-                                                                       .weight_decay(0.1)));
+                      std::make_unique<torch::optim::AdamWOptions>(
+                          torch::optim::AdamWOptions(1e-3).betas({0.9, 0.95}).eps(1e-8).weight_decay(0.1)));
   groups.emplace_back(std::vector<at::Tensor>{theirs[1]},
-                      std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(1e-3)
-                                                                       .betas({0.9, 0.95})
-                                                                       .eps(1e-8)
-                                                                       .weight_decay(0.0)));
+                      std::make_unique<torch::optim::AdamWOptions>(
+                          torch::optim::AdamWOptions(1e-3).betas({0.9, 0.95}).eps(1e-8).weight_decay(0.0)));
   torch::optim::AdamW ref(std::move(groups));
   for (int step = 1; step <= 6; ++step) {
     const double lr = 1e-3 * step;  // a changing lr, as under a schedule
@@ -54,8 +50,7 @@ TEST(AdamW, EqualsTorchAdamWBitForBit) {
   EXPECT_EQ(opt.steps_taken(), 6);
   // Its moments are the ones torch keeps.
   const auto state = opt.state();
-  const auto& ref_state = static_cast<torch::optim::AdamWParamState&>(
-      *ref.state().at(theirs[0].unsafeGetTensorImpl()));
+  const auto& ref_state = static_cast<torch::optim::AdamWParamState&>(*ref.state().at(theirs[0].unsafeGetTensorImpl()));
   EXPECT_TRUE(at::equal(state.at("exp_avg.w"), ref_state.exp_avg()));
   EXPECT_TRUE(at::equal(state.at("exp_avg_sq.w"), ref_state.exp_avg_sq()));
 }
@@ -169,7 +164,7 @@ TEST(Compare, JumpAndRecoveryAgainstTheBaseline) {
   EXPECT_NEAR(c.val_jump, 0.25, 1e-12);
   EXPECT_NEAR(c.pre_switch_loss, 3.9, 1e-12);  // median of 3.9, 4.0, 3.5
   EXPECT_NEAR(c.loss_after_switch, 3.8, 1e-12);
-  EXPECT_NEAR(c.pre_switch_gap, 0.1, 1e-12);   // median of 0.1, 0.4, 0.1
+  EXPECT_NEAR(c.pre_switch_gap, 0.1, 1e-12);  // median of 0.1, 0.4, 0.1
   EXPECT_NEAR(c.gap_after_switch, 0.5, 1e-12);
   EXPECT_NEAR(c.train_jump, 0.4, 1e-12);
   EXPECT_EQ(c.recovered_step, 9);        // gap 0.1 <= 0.1

@@ -15,13 +15,13 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "data/loader.h"
@@ -150,8 +150,9 @@ TEST_F(TrainerTest, TinyPresetMatchesTheStoredLossTrace) {
   const RunResult r = run_training(c, quiet());
   const fs::path asset = fs::path(LIGHTHOUSE_ASSETS_DIR) / "tiny_loss_trace.json";
   if (std::getenv("LIGHTHOUSE_UPDATE_ASSETS")) {
-    Json j = {{"what", "training losses of `lighthouse train --preset tiny --train.steps 6 --stage2.start_step 3 "
-                       "--deterministic` on the test pack (default corpus, max_bytes 4000000, val_fraction 0.02)"},
+    Json j = {{"what",
+               "training losses of `lighthouse train --preset tiny --train.steps 6 --stage2.start_step 3 "
+               "--deterministic` on the test pack (default corpus, max_bytes 4000000, val_fraction 0.02)"},
               {"torch", "2.11.0"},
               {"losses", r.losses}};
     io::write_file_atomic(asset.string(), j.dump(2) + "\n");
@@ -243,8 +244,8 @@ TEST_F(TrainerTest, StageSwitchKeepsWeightsAndMakesEveryLayerDense) {
   EXPECT_EQ(vals[1]["val_loss"].get<double>(), r.switch_val_after);
   using model::AttentionMode;
   for (int64_t s = 1; s <= 4; ++s) {
-    EXPECT_EQ(modes_at[s], (std::vector<AttentionMode>{AttentionMode::kDense, AttentionMode::kLighthouse,
-                                                       AttentionMode::kDense}));
+    EXPECT_EQ(modes_at[s],
+              (std::vector<AttentionMode>{AttentionMode::kDense, AttentionMode::kLighthouse, AttentionMode::kDense}));
   }
   for (int64_t s = 5; s <= 8; ++s) EXPECT_EQ(modes_at[s], std::vector<AttentionMode>(3, AttentionMode::kDense));
   // The Stage-1 checkpoint (after step 4) holds exactly the weights step 5
