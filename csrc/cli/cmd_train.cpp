@@ -1,0 +1,153 @@
+/*
+ * `lighthouse train`: pre-train the byte-level Llama with Lighthouse
+ * attention (csrc/train/trainer.h).
+ *
+ *   lighthouse train --preset tiny                 # the two-stage demo + dense baseline
+ *   lighthouse train --preset gpu-small --train.steps 200
+ *   lighthouse train --config my.toml --model.layers 8
+ *   lighthouse train --resume runs/tiny/two-stage  # continue from the newest checkpoint
+ *   lighthouse train --resume runs/x/checkpoints/step_000060 --attention dense --run-dir runs/x-stage2
+ *
+ * Config: a preset (configs/<name>.toml, built in) or a TOML file, then
+ * `--section.key value` overrides (also `--section.key=value`). A resume
+ * without --preset/--config uses the checkpoint's own config. The config is
+ * validated before anything runs; deterministic mode sets its environment
+ * before the first tensor operation.
+ */
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "commands.h"
+#include "io/files.h"
+#include "model/config.h"
+#include "train/checkpoint.h"
+#include "train/recipe.h"
+#include "train/runtime.h"
+#include "train/trainer.h"
+
+namespace lighthouse::cli {
+namespace {
+
+// Splits `--section.key value` / `--section.key=value` overrides from the
+// other arguments (a value may start with '-', e.g. a negative layer index).
+std::vector<std::pair<std::string, std::string>> take_overrides(std::vector<std::string>& args) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::vector<std::string> rest;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    const size_t eq = a.find('=');
+    const std::string name = a.substr(0, eq);
+    if (a.rfind("--", 0) != 0 || name.find('.') == std::string::npos) {
+      rest.push_back(a);
+      continue;
+    }
+    if (eq != std::string::npos) {
+      out.emplace_back(name.substr(2), a.substr(eq + 1));
+    } else if (i + 1 < args.size()) {
+      out.emplace_back(name.substr(2), args[++i]);
+    } else {
+      throw config::ConfigError("override " + a + " needs a value");
+    }
+  }
+  args = rest;
+  return out;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+int train_main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  const auto overrides = take_overrides(args);
+
+  std::string preset, config_file, resume, attention, device, run_dir;
+  int64_t steps = 0, stop_after = 0;
+  bool deterministic = false, no_baseline = false, print_config = false, list_keys = false;
+  CLI::App app{
+      "Pre-train a byte-level Llama with Lighthouse attention: the two-stage recipe (Lighthouse, then "
+      "dense) and, with train.baseline, a dense baseline of the same token budget.",
+      "lighthouse train"};
+  app.add_option("--preset", preset, "built-in preset: " + join(config::preset_names()) + " (default: tiny)");
+  app.add_option("--config", config_file, "a TOML config file instead of a preset");
+  app.add_option("--resume", resume, "continue from a checkpoint (or the newest one of a run directory)");
+  app.add_option("--attention", attention,
+                 "lighthouse | dense: attention of the non-dense layers "
+                 "(dense on --resume = the stage switch)");
+  app.add_flag("--deterministic", deterministic, "bit-exact reruns (train.deterministic)");
+  app.add_option("--device", device, "auto | cpu | cuda | cuda:N (train.device)");
+  app.add_option("--steps", steps, "train.steps");
+  app.add_option("--run-dir", run_dir, "output directory (default: train.run_dir; on --resume: the checkpoint's run)");
+  app.add_option("--stop-after", stop_after,
+                 "stop with a checkpoint after this step (the schedule still spans train.steps)");
+  app.add_flag("--no-baseline", no_baseline, "skip the dense baseline (train.baseline = false)");
+  app.add_flag("--print-config", print_config, "print the resolved config as TOML and exit");
+  app.add_flag("--list-keys", list_keys, "list every config key with its type and resolved value, and exit");
+  app.footer(
+      "Any config key is an option: --section.key value (e.g. --model.layers 8, --optim.lr 1e-3,\n"
+      "--model.dense_layers 0,-1). `lighthouse train --preset tiny --list-keys` lists them.");
+  std::vector<std::string> reversed(args.rbegin(), args.rend());
+  try {
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  if (!preset.empty() && !config_file.empty()) throw config::ConfigError("give --preset or --config, not both");
+  std::string resume_dir;
+  if (!resume.empty()) {
+    resume_dir = train::latest_checkpoint(resume);
+    if (resume_dir.empty()) throw train::CheckpointError("no complete checkpoint in " + resume);
+  }
+  config::Config cfg;
+  if (!config_file.empty()) {
+    cfg = config::parse_toml(io::read_file(config_file), config_file);
+  } else if (!preset.empty() || resume_dir.empty()) {
+    cfg = config::load_preset(preset.empty() ? "tiny" : preset);
+  } else {
+    cfg = train::checkpoint_config(resume_dir);
+  }
+  for (const auto& [key, value] : overrides) config::apply_override(cfg, key, value);
+  if (!attention.empty()) config::apply_override(cfg, "model.attention", attention);
+  if (!device.empty()) cfg.train.device = device;
+  if (steps > 0) cfg.train.steps = steps;
+  if (deterministic) cfg.train.deterministic = true;
+  if (no_baseline) cfg.train.baseline = false;
+  if (!run_dir.empty() && resume_dir.empty()) cfg.train.run_dir = run_dir;
+  config::validate(cfg);
+
+  if (print_config) {
+    std::fputs(config::to_toml(cfg).c_str(), stdout);
+    return 0;
+  }
+  if (list_keys) {
+    std::fputs(config::describe_keys(cfg).c_str(), stdout);
+    return 0;
+  }
+  if (cfg.train.deterministic) train::deterministic_env();
+
+  train::RunOptions opt;
+  opt.stop_after = stop_after;
+  if (!resume_dir.empty()) {
+    opt.resume = resume_dir;
+    opt.run_dir = run_dir;  // "" = the checkpoint's run
+    opt.label = train::run_label(cfg);
+    const train::RunResult r = train::run_training(cfg, opt);
+    std::printf("\n%s", train::format_comparison(train::compare_runs(r, nullptr), r, nullptr).c_str());
+    std::printf("  run: %s\n", r.run_dir.c_str());
+    return 0;
+  }
+  train::run_recipe(cfg, opt);
+  return 0;
+}
+
+}  // namespace
+
+LIGHTHOUSE_COMMAND(train, "pre-train: the two-stage Lighthouse recipe and a dense baseline", train_main);
+
+}  // namespace lighthouse::cli

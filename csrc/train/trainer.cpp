@@ -1,0 +1,352 @@
+/*
+ * The training run: set-up, resume, the step loop with the stage switch,
+ * validation and checkpoints (trainer.h).
+ */
+#include "train/trainer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <c10/util/Exception.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "data/loader.h"
+#include "data/tokenizer.h"
+#include "io/files.h"
+#include "train/checkpoint.h"
+#include "train/metrics.h"
+#include "train/optim.h"
+#include "train/runtime.h"
+
+namespace lighthouse::train {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string layer_map(const model::Llama& m) {
+  std::string s;
+  for (const auto mode : m.layer_modes()) s += mode == model::AttentionMode::kDense ? 'D' : 'L';
+  return s;
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+bool switch_due(const config::Config& c, int64_t completed_steps) {
+  return c.stage2.start_step > 0 && completed_steps >= c.stage2.start_step;
+}
+
+Checkpoint snapshot(const config::Config& cfg, int64_t step, const model::Llama& m, const AdamW& opt,
+                    const data::Loader& loader, int64_t skipped, const Runtime& rt) {
+  Checkpoint c;
+  c.step = step;
+  c.optimizer_steps = opt.steps_taken();
+  c.skipped_steps = skipped;
+  c.loader_state = loader.state();
+  c.cpu_rng = rng_state_hex(at::kCPU);
+  c.cuda_rng = rt.device.is_cuda() ? rng_state_hex(rt.device) : "";
+  c.config = cfg;
+  for (const auto& [name, t] : m.named_parameters()) c.weights[name] = t.detach();
+  c.optimizer = opt.state();
+  return c;
+}
+
+}  // namespace
+
+std::string run_label(const config::Config& c) {
+  if (!config::uses_lighthouse(c)) return "dense";
+  return c.stage2.start_step > 0 ? "two-stage" : "lighthouse";
+}
+
+void ensure_packed(const config::Config& c) {
+  // pack() writes manifest.json last (it renames a complete directory into
+  // place), so its presence means a packed dataset; the loader checks the rest.
+  if (fs::exists(fs::path(c.data.dir) / "manifest.json")) return;
+  data::PackOptions p;
+  const std::string corpus = c.data.corpus.empty() ? data::default_corpus_dir() : c.data.corpus;
+  p.inputs = {corpus};
+  p.out_dir = c.data.dir;
+  std::fprintf(stderr, "[data] %s is not packed yet: packing %s\n", p.out_dir.c_str(), corpus.c_str());
+  data::PackSummary s;
+  try {
+    s = data::pack(p);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string("cannot pack the corpus: ") + e.what() +
+                             " (scripts/setup.sh installs the default corpus; or set data.corpus / data.dir)");
+  }
+  std::fprintf(stderr, "[data] packed %lld documents: %s train tokens, %s validation tokens (%lld files skipped)\n",
+               static_cast<long long>(s.train_documents + s.val_documents),
+               format_count(static_cast<double>(s.train_tokens)).c_str(),
+               format_count(static_cast<double>(s.val_tokens)).c_str(), static_cast<long long>(s.files_skipped));
+}
+
+double evaluate(const model::Llama& m, data::Loader& val, int64_t batches) {
+  at::NoGradGuard no_grad;
+  val.reset();
+  at::Tensor total = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(m.device()));
+  for (int64_t i = 0; i < batches; ++i) total += m.loss(val.next(), data::kPad).to(at::kDouble);
+  return total.item<double>() / static_cast<double>(batches);
+}
+
+struct Trainer::State {
+  State(const config::Config& c, const RunOptions& o) : cfg(c), opt(o) {}
+  config::Config cfg;
+  RunOptions opt;
+  Stopwatch wall;
+  Runtime rt;
+  RunResult res;
+  std::string ckpt_root;
+  std::unique_ptr<Progress> progress;
+  std::unique_ptr<data::Loader> loader, val_loader;
+  std::unique_ptr<model::Llama> model;
+  std::unique_ptr<AdamW> optimizer;
+  std::unique_ptr<JsonlWriter> metrics, val_log;
+  int64_t step = 0, skipped = 0;
+  int stage = 1;
+
+  void note(const std::string& s) {
+    if (!opt.quiet) progress->note(s);
+  }
+  void save(int64_t at_step) {
+    res.last_checkpoint = save_checkpoint(ckpt_root, snapshot(cfg, at_step, *model, *optimizer, *loader, skipped, rt),
+                                          cfg.checkpoint.keep);
+    note("checkpoint " + res.last_checkpoint);
+  }
+  double validate_now(int64_t at_step) {
+    const double v = evaluate(*model, *val_loader, cfg.eval.batches);
+    val_log->write({{"step", at_step},
+                    {"stage", stage},
+                    {"attention", model->any_lighthouse() ? "lighthouse" : "dense"},
+                    {"val_loss", v},
+                    {"val_tokens", cfg.eval.batches * cfg.train.batch * cfg.train.seq_len},
+                    {"elapsed_s", wall.seconds()}});
+    note("step " + std::to_string(at_step) + ": validation loss " + fmt("%.4f", v));
+    return v;
+  }
+};
+
+Trainer::Trainer(const config::Config& cfg_in, const RunOptions& opt) : s_(std::make_unique<State>(cfg_in, opt)) {
+  State& s = *s_;
+  const config::Config& cfg = s.cfg;
+  config::validate(cfg);
+
+  // Resume: the checkpoint must fit this config's model.
+  Checkpoint resume;
+  const bool resuming = !opt.resume.empty();
+  if (resuming) {
+    const std::string dir = latest_checkpoint(opt.resume);
+    if (dir.empty()) throw CheckpointError("no complete checkpoint in " + opt.resume);
+    resume = load_checkpoint(dir);
+    check_compatible(resume.config.model, cfg.model, "checkpoint " + dir);
+  }
+
+  s.rt = setup_runtime(cfg.train);
+  RunResult& res = s.res;
+  res.label = opt.label;
+  res.run_dir = !opt.run_dir.empty() ? opt.run_dir : resuming ? run_dir_of(resume.path) : cfg.train.run_dir;
+  fs::create_directories(res.run_dir);
+  s.ckpt_root = (fs::path(res.run_dir) / "checkpoints").string();
+  s.progress = std::make_unique<Progress>(opt.label, cfg.log.every);
+
+  ensure_packed(cfg);
+  s.loader = std::make_unique<data::Loader>(cfg.data.dir, data::Split::kTrain, cfg.train.batch, cfg.train.seq_len,
+                                            static_cast<uint64_t>(cfg.train.seed));
+  s.val_loader = std::make_unique<data::Loader>(cfg.data.dir, data::Split::kVal, cfg.train.batch, cfg.train.seq_len,
+                                                static_cast<uint64_t>(cfg.train.seed));
+
+  // The global RNG is seeded for anything that draws from it; the model's
+  // init and the data order have their own seeds.
+  at::manual_seed(static_cast<uint64_t>(cfg.train.seed));
+  s.model =
+      std::make_unique<model::Llama>(cfg.model, cfg.lighthouse, s.rt.device, static_cast<uint64_t>(cfg.train.seed));
+  s.model->set_compute_dtype(s.rt.compute_dtype);
+  s.model->set_activation_checkpointing(cfg.train.activation_checkpointing);
+  s.optimizer = std::make_unique<AdamW>(s.model->named_parameters(), cfg.optim);
+  if (resuming) {
+    try {
+      s.model->load_weights(resume.weights);
+      s.optimizer->load_state(resume.optimizer, resume.optimizer_steps);
+    } catch (const c10::Error& e) {
+      throw CheckpointError("checkpoint " + resume.path + " does not fit this model: " + e.what_without_backtrace());
+    }
+    s.loader->load_state(resume.loader_state);
+    set_rng_state_hex(at::kCPU, resume.cpu_rng);
+    if (s.rt.device.is_cuda() && !resume.cuda_rng.empty()) set_rng_state_hex(s.rt.device, resume.cuda_rng);
+    s.step = resume.step;
+    s.skipped = resume.skipped_steps;
+    // Later checkpoints belong to the abandoned continuation of this run.
+    remove_checkpoints_after(s.ckpt_root, s.step);
+  }
+  // Stage 2: after the switch step, or a Lighthouse checkpoint resumed dense.
+  if (switch_due(cfg, s.step) ||
+      (resuming && config::uses_lighthouse(resume.config) && !config::uses_lighthouse(cfg))) {
+    s.model->set_all_dense();
+    s.stage = 2;
+  }
+
+  s.metrics = std::make_unique<JsonlWriter>((fs::path(res.run_dir) / "metrics.jsonl").string(), resuming ? s.step : -1);
+  s.val_log = std::make_unique<JsonlWriter>((fs::path(res.run_dir) / "val.jsonl").string(), resuming ? s.step : -1);
+  io::write_file_atomic((fs::path(res.run_dir) / "config.toml").string(), config::to_toml(cfg));
+  res.attention = !s.model->any_lighthouse()       ? "dense"
+                  : cfg.stage2.start_step > s.step ? "lighthouse -> dense"
+                                                   : "lighthouse";
+  s.note(std::string(resuming ? "resuming " + resume.path + " at step " + std::to_string(s.step) : "new run") + " in " +
+         res.run_dir);
+  const int64_t tokens_per_step = cfg.train.batch * cfg.train.seq_len * cfg.train.grad_accum;
+  s.note(std::to_string(s.model->num_parameters()) + " parameters, layers " + layer_map(*s.model) +
+         " (D dense, L Lighthouse), context " + std::to_string(cfg.train.seq_len) + ", " +
+         std::to_string(tokens_per_step) + " tokens/step, " + s.rt.describe());
+  if (s.model->any_lighthouse()) {
+    Options o;
+    o.levels = cfg.lighthouse.levels;
+    o.pool = cfg.lighthouse.pool;
+    o.top_k = cfg.lighthouse.top_k;
+    s.note("Lighthouse L=" + std::to_string(o.levels) + " p=" + std::to_string(o.pool) +
+           " top_k=" + std::to_string(o.top_k) + " scorer=" + cfg.lighthouse.scorer + ": S=" +
+           std::to_string(subsequence_length(cfg.train.seq_len, o)) + " of N=" + std::to_string(cfg.train.seq_len) +
+           (cfg.stage2.start_step > s.step ? "; dense from step " + std::to_string(cfg.stage2.start_step + 1) : ""));
+  }
+}
+
+Trainer::~Trainer() = default;
+
+const config::Config& Trainer::config() const { return s_->cfg; }
+model::Llama& Trainer::model() { return *s_->model; }
+const AdamW& Trainer::optimizer() const { return *s_->optimizer; }
+const data::Loader& Trainer::loader() const { return *s_->loader; }
+int64_t Trainer::step() const { return s_->step; }
+
+RunResult Trainer::run() {
+  State& s = *s_;
+  at::AutoGradMode grad_mode(true);  // whatever the caller's mode
+  const config::Config& cfg = s.cfg;
+  RunResult& res = s.res;
+  model::Llama& model = *s.model;
+  const int64_t last = s.opt.stop_after > 0 ? std::min(s.opt.stop_after, cfg.train.steps) : cfg.train.steps;
+  const int64_t tokens_per_step = cfg.train.batch * cfg.train.seq_len * cfg.train.grad_accum;
+  const std::vector<at::Tensor> params = model.parameters();
+  res.first_step = s.step + 1;
+  const Stopwatch train_clock;
+  double stage_seconds[2] = {0, 0};
+  int64_t stage_tokens[2] = {0, 0};
+  double timed_seconds = 0;  // steps after the first, for the ETA
+  int64_t timed_steps = 0;
+  while (s.step < last) {
+    if (switch_due(cfg, s.step) && model.any_lighthouse()) {
+      // The same weights on the same validation batches, before and after:
+      // the switch's cost on held-out data, free of batch noise.
+      res.switch_val_before = s.validate_now(s.step);
+      const int64_t n = model.set_all_dense();
+      res.switch_step = s.step;
+      s.stage = 2;
+      s.note("stage switch after step " + std::to_string(s.step) + ": " + std::to_string(n) +
+             " Lighthouse layers -> dense SDPA (same weights, optimizer state and data order)");
+      res.switch_val_after = s.validate_now(s.step);
+    }
+    const int64_t step = s.step + 1;
+    const Stopwatch step_clock;
+    reset_peak_memory(s.rt.device);
+    const double lr = lr_at(cfg, step);
+    for (const auto& p : params) p.mutable_grad() = at::Tensor();
+    at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(s.rt.device));
+    for (int64_t micro = 0; micro < cfg.train.grad_accum; ++micro) {
+      const at::Tensor loss = model.loss(s.loader->next(), data::kPad);
+      (loss / static_cast<double>(cfg.train.grad_accum)).backward();
+      loss_sum += loss.detach();
+    }
+    if (s.opt.after_backward) s.opt.after_backward(step, model);
+    const double loss_value = loss_sum.item<double>() / static_cast<double>(cfg.train.grad_accum);
+    const double grad_norm = clip_grad_norm(params, cfg.optim.grad_clip);
+    const bool finite = std::isfinite(loss_value) && std::isfinite(grad_norm);
+    if (!finite) {
+      const std::string what = "step " + std::to_string(step) + ": " +
+                               (!std::isfinite(loss_value) ? "the loss is " + fmt("%g", loss_value)
+                                                           : "the gradient norm is " + fmt("%g", grad_norm)) +
+                               " (loss " + fmt("%g", loss_value) + ", gradient norm " + fmt("%g", grad_norm) + ")";
+      if (cfg.train.nonfinite == "stop") {
+        s.metrics->write({{"step", step},
+                          {"stage", s.stage},
+                          {"loss", loss_value},
+                          {"grad_norm", grad_norm},
+                          {"nonfinite", true},
+                          {"action", "stop"}});
+        if (!s.opt.quiet) s.progress->finish();
+        throw NonFiniteError(
+            what + "; stopped before the optimizer step, parameters unchanged" +
+            (res.last_checkpoint.empty() ? std::string() : "; last checkpoint " + res.last_checkpoint) +
+            ". Set train.nonfinite = skip to skip such steps.");
+      }
+      ++s.skipped;
+      ++res.skipped_steps;
+      s.note(what + "; step skipped (no optimizer update)");
+    } else {
+      s.optimizer->step(lr);
+    }
+    s.step = step;
+    synchronize(s.rt.device);
+    const double dt = step_clock.seconds();
+    if (step > res.first_step) {  // the first step includes one-time set-up
+      stage_seconds[s.stage - 1] += dt;
+      stage_tokens[s.stage - 1] += tokens_per_step;
+      timed_seconds += dt;
+      ++timed_steps;
+    }
+    const double mean_dt = timed_steps > 0 ? timed_seconds / static_cast<double>(timed_steps) : dt;
+    const int64_t mem = peak_memory_bytes(s.rt.device);
+    res.peak_memory_bytes = std::max(res.peak_memory_bytes, mem);
+    res.losses.push_back(loss_value);
+    res.stages.push_back(s.stage);
+    res.tokens += tokens_per_step;
+    const char* attention = model.any_lighthouse() ? "lighthouse" : "dense";
+    s.metrics->write({{"step", step},
+                      {"stage", s.stage},
+                      {"attention", attention},
+                      {"loss", loss_value},
+                      {"lr", lr},
+                      {"grad_norm", grad_norm},
+                      {"tokens", step * tokens_per_step},
+                      {"tokens_per_s", static_cast<double>(tokens_per_step) / dt},
+                      {"step_s", dt},
+                      {"elapsed_s", s.wall.seconds()},
+                      {"mem_bytes", mem},
+                      {"skipped", !finite}});
+    if (!s.opt.quiet) {
+      s.progress->update({step, last, s.stage, attention, loss_value, lr, static_cast<double>(tokens_per_step) / dt,
+                          mean_dt * static_cast<double>(last - step)});
+    }
+
+    const bool at_end = step == last;
+    const bool out_of_time = cfg.train.max_seconds > 0 && s.wall.seconds() > cfg.train.max_seconds && !at_end;
+    const bool switch_next = step == cfg.stage2.start_step && model.any_lighthouse();  // evaluates there anyway
+    if (cfg.eval.every > 0 && step % cfg.eval.every == 0 && !at_end && !switch_next) s.validate_now(step);
+    if ((cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) || step == cfg.stage2.start_step || at_end ||
+        out_of_time) {
+      s.save(step);
+    }
+    if (out_of_time) {
+      res.time_limited = true;
+      s.note("stopping after step " + std::to_string(step) +
+             ": train.max_seconds = " + fmt("%g", cfg.train.max_seconds) + " reached");
+      break;
+    }
+  }
+  res.last_step = s.step;
+  res.train_seconds = train_clock.seconds();
+  res.final_val_loss = s.validate_now(s.step);
+  if (stage_seconds[0] > 0) res.stage1_tokens_per_s = static_cast<double>(stage_tokens[0]) / stage_seconds[0];
+  if (stage_seconds[1] > 0) res.stage2_tokens_per_s = static_cast<double>(stage_tokens[1]) / stage_seconds[1];
+  res.wall_seconds = s.wall.seconds();
+  if (!s.opt.quiet) s.progress->finish();
+  return res;
+}
+
+RunResult run_training(const config::Config& config, const RunOptions& options) {
+  return Trainer(config, options).run();
+}
+
+}  // namespace lighthouse::train

@@ -1,0 +1,294 @@
+// Config parser: presets, overrides, errors that name the key, and the
+// round-trip property parse_toml(to_toml(c)) == c over random configs
+// (TESTING.md item 16, config half; the fuzz target is tests/fuzz/config_fuzz.cpp).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+
+#include "model/config.h"
+
+namespace lighthouse::config {
+namespace {
+
+// The message of the ConfigError `fn` throws ("" if none).
+template <typename Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+#define EXPECT_ERROR_HAS(expr, needle)                                      \
+  do {                                                                      \
+    const std::string msg_ = error_of([&] { (void)(expr); });               \
+    EXPECT_NE(msg_.find(needle), std::string::npos) << "message: " << msg_; \
+  } while (0)
+
+TEST(Config, PresetsParseAndValidate) {
+  const auto names = preset_names();
+  for (const char* want : {"tiny", "gpu-small", "paper-530m"}) {
+    EXPECT_NE(std::find(names.begin(), names.end(), want), names.end()) << want;
+  }
+  for (const auto& name : names) {
+    SCOPED_TRACE(name);
+    const Config c = load_preset(name);
+    EXPECT_NO_THROW(validate(c));
+    EXPECT_EQ(parse_toml(to_toml(c), "round-trip"), c);
+  }
+}
+
+TEST(Config, Paper530mIsThePaperModel) {
+  const Config c = load_preset("paper-530m");
+  EXPECT_EQ(c.model.d_model, 1024);
+  EXPECT_EQ(c.model.layers, 30);
+  EXPECT_EQ(c.model.heads, 8);
+  EXPECT_EQ(head_dim(c.model), 128);
+  EXPECT_EQ(c.model.ffn_hidden, 1536);
+  EXPECT_EQ(c.train.seq_len, 98304);
+  EXPECT_EQ(c.lighthouse.levels, 3);
+  EXPECT_EQ(c.lighthouse.pool, 4);
+  EXPECT_EQ(c.lighthouse.top_k, 1536);
+  EXPECT_EQ(c.lighthouse.scorer, "norm");
+  EXPECT_EQ(resolved_dense_layers(c.model), (std::vector<int64_t>{0, 1, 28, 29}));
+  EXPECT_DOUBLE_EQ(c.optim.lr, 2e-3);
+  EXPECT_DOUBLE_EQ(c.optim.beta1, 0.9);
+  EXPECT_DOUBLE_EQ(c.optim.beta2, 0.95);
+  EXPECT_DOUBLE_EQ(c.optim.weight_decay, 0.1);
+  EXPECT_EQ(c.optim.warmup_steps, 2000);
+  EXPECT_DOUBLE_EQ(c.optim.grad_clip, 1.0);
+  EXPECT_EQ(c.train.precision, "bf16");
+}
+
+TEST(Config, TinyFitsItsGeometryAndHasLighthouseLayers) {
+  const Config c = load_preset("tiny");
+  EXPECT_TRUE(uses_lighthouse(c));
+  EXPECT_GE(c.train.seq_len, min_seq_len(c.lighthouse));
+  EXPECT_GT(c.stage2.start_step, 0);
+  EXPECT_TRUE(c.train.baseline);
+}
+
+TEST(Config, Overrides) {
+  Config c = load_preset("tiny");
+  apply_override(c, "model.layers", "6");
+  apply_override(c, "optim.lr", "1e-3");
+  apply_override(c, "optim.weight_decay", "0");  // an integer for a float key
+  apply_override(c, "train.deterministic", "true");
+  apply_override(c, "model.dense_layers", "0, 1,-1");
+  apply_override(c, "lighthouse.scorer", "dilated");
+  EXPECT_EQ(c.model.layers, 6);
+  EXPECT_DOUBLE_EQ(c.optim.lr, 1e-3);
+  EXPECT_DOUBLE_EQ(c.optim.weight_decay, 0.0);
+  EXPECT_TRUE(c.train.deterministic);
+  EXPECT_EQ(c.model.dense_layers, (std::vector<int64_t>{0, 1, -1}));
+  EXPECT_EQ(resolved_dense_layers(c.model), (std::vector<int64_t>{0, 1, 5}));
+  EXPECT_EQ(c.lighthouse.scorer, "dilated");
+  apply_override(c, "model.dense_layers", "[2, 3]");
+  EXPECT_EQ(c.model.dense_layers, (std::vector<int64_t>{2, 3}));
+  apply_override(c, "model.dense_layers", "");
+  EXPECT_TRUE(c.model.dense_layers.empty());
+}
+
+TEST(Config, OverrideErrorsNameTheKey) {
+  Config c;
+  EXPECT_ERROR_HAS(apply_override(c, "model.layerz", "4"), "unknown key 'model.layerz'");
+  EXPECT_ERROR_HAS(apply_override(c, "model.layerz", "4"), "d_model");  // lists the valid keys
+  EXPECT_ERROR_HAS(apply_override(c, "modle.layers", "4"), "unknown section [modle]");
+  EXPECT_ERROR_HAS(apply_override(c, "layers", "4"), "--section.key");
+  EXPECT_ERROR_HAS(apply_override(c, "model.layers", "four"), "--model.layers: 'four' is not an integer");
+  EXPECT_ERROR_HAS(apply_override(c, "model.layers", "4.5"), "not an integer");
+  EXPECT_ERROR_HAS(apply_override(c, "model.layers", "99999999999999999999"), "not an integer");
+  EXPECT_ERROR_HAS(apply_override(c, "optim.lr", "fast"), "not a float");
+  EXPECT_ERROR_HAS(apply_override(c, "train.baseline", "yes"), "not a bool");
+  EXPECT_ERROR_HAS(apply_override(c, "model.dense_layers", "0,x"), "integer list");
+}
+
+TEST(Config, TomlErrors) {
+  EXPECT_ERROR_HAS(parse_toml("[model]\nlayers = \"four\"\n", "f.toml"),
+                   "f.toml:2: 'model.layers' must be an integer, got a TOML string");
+  EXPECT_ERROR_HAS(parse_toml("[model]\nwidth = 3\n", "f.toml"), "unknown key 'model.width'");
+  EXPECT_ERROR_HAS(parse_toml("[optimizer]\nlr = 3\n", "f.toml"), "unknown section [optimizer]");
+  EXPECT_ERROR_HAS(parse_toml("[optimizer]\n", "f.toml"), "unknown section [optimizer]");
+  EXPECT_ERROR_HAS(parse_toml("lr = 3\n", "f.toml"), "must be a [section] table");
+  EXPECT_ERROR_HAS(parse_toml("[model\n", "f.toml"), "f.toml:1:");
+  EXPECT_ERROR_HAS(parse_toml("[model]\ndense_layers = [0, 1.5]\n", "f.toml"), "integer list");
+  EXPECT_ERROR_HAS(parse_toml("[optim]\nlr = true\n", "f.toml"), "'optim.lr' must be a float");
+  // Non-ASCII outside \u escapes is refused (toml++ 3.3 has undefined
+  // behaviour on some of it); escapes give any character.
+  EXPECT_ERROR_HAS(parse_toml("[train]\nrun_dir = \"r\xc3\xa9\"\n", "f.toml"), "f.toml:2:13: non-ASCII byte 0xC3");
+  EXPECT_ERROR_HAS(parse_toml("s\xc7\xa2 ", "f.toml"), "non-ASCII");  // the fuzzer's input
+  EXPECT_EQ(parse_toml("[train]\nrun_dir = \"r\\u00e9\"\n", "f.toml").train.run_dir, "r\xc3\xa9");
+  // A float key takes an integer.
+  EXPECT_DOUBLE_EQ(parse_toml("[model]\nrope_theta = 500000\n", "f.toml").model.rope_theta, 500000.0);
+}
+
+TEST(Config, ValidationSaysWhatToChange) {
+  Config c = load_preset("tiny");
+  c.train.seq_len = 256;  // L=3, p=2, top_k=128 needs 512
+  EXPECT_ERROR_HAS(validate(c), "Raise train.seq_len to >= 512");
+  // The same context is fine when no layer runs Lighthouse.
+  c.model.attention = "dense";
+  EXPECT_NO_THROW(validate(c));
+
+  c = load_preset("tiny");
+  c.model.kv_heads = 3;
+  EXPECT_ERROR_HAS(validate(c), "model.kv_heads (3) must divide model.heads (4)");
+  c = load_preset("tiny");
+  c.model.heads = 3;
+  c.model.kv_heads = 1;
+  EXPECT_ERROR_HAS(validate(c), "model.heads (3) does not divide model.d_model (128)");
+  c = load_preset("tiny");
+  c.model.vocab_size = 256;
+  EXPECT_ERROR_HAS(validate(c), "model.vocab_size must hold the 259");
+  c = load_preset("tiny");
+  c.lighthouse.top_k = 100;
+  EXPECT_ERROR_HAS(validate(c), "lighthouse.top_k must be a positive multiple of 128");
+  c = load_preset("tiny");
+  c.lighthouse.pool = 3;
+  EXPECT_ERROR_HAS(validate(c), "lighthouse.pool must be a power of two");
+  c = load_preset("tiny");
+  c.model.dense_layers = {0, 9};
+  EXPECT_ERROR_HAS(validate(c), "layer 9 does not exist in a 4-layer model");
+  c = load_preset("tiny");
+  c.stage2.start_step = c.train.steps;
+  EXPECT_ERROR_HAS(validate(c), "stage2.start_step must be 0 (no switch) or below train.steps");
+  c = load_preset("tiny");
+  c.train.device = "tpu";
+  EXPECT_ERROR_HAS(validate(c), "train.device must be auto, cpu, cuda or cuda:N");
+  c = load_preset("tiny");
+  c.optim.lr = std::nan("");
+  EXPECT_ERROR_HAS(validate(c), "optim.lr must be in (0, 10)");
+  // Several problems are reported together.
+  c = load_preset("tiny");
+  c.train.batch = 0;
+  c.optim.beta2 = 1.0;
+  const std::string msg = error_of([&] { validate(c); });
+  EXPECT_NE(msg.find("train.batch"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("optim.beta2"), std::string::npos) << msg;
+}
+
+TEST(Config, MinSeqLenIsTheSpecFormula) {
+  for (int64_t L : {2, 3, 4}) {
+    for (int64_t p : {2, 4, 8}) {
+      for (int64_t k : {128, 1536}) {
+        LighthouseConfig l;
+        l.levels = L;
+        l.pool = p;
+        l.top_k = k;
+        EXPECT_EQ(min_seq_len(l), k * static_cast<int64_t>(std::pow(p, L - 1)));
+      }
+    }
+  }
+}
+
+// Random valid-looking configs for the round-trip property.
+std::string random_string(std::mt19937_64& rng) {
+  static const char* const pieces[] = {"a", "Z", "0", "/", " ", "\"", "\\",   "\n",   "\t",  "#",   "=",
+                                       "[", "]", "é", "ß", "→", "😀",  "\x01", "\x7f", "'''", "${x}"};
+  std::string s;
+  const int n = static_cast<int>(rng() % 12);
+  for (int i = 0; i < n; ++i) s += pieces[rng() % (sizeof pieces / sizeof pieces[0])];
+  return s;
+}
+
+double random_double(std::mt19937_64& rng) {
+  switch (rng() % 4) {
+    case 0:
+      return static_cast<double>(static_cast<int64_t>(rng() % 2000001) - 1000000);
+    case 1:
+      return std::ldexp(static_cast<double>(rng() % (uint64_t{1} << 53)), static_cast<int>(rng() % 200) - 150);
+    case 2:
+      return -std::ldexp(static_cast<double>(rng() % (uint64_t{1} << 53)), static_cast<int>(rng() % 60) - 30);
+    default: {
+      // Any finite bit pattern.
+      double d;
+      do {
+        const uint64_t bits = rng();
+        std::memcpy(&d, &bits, sizeof d);
+      } while (!std::isfinite(d));
+      return d;
+    }
+  }
+}
+
+int64_t random_int(std::mt19937_64& rng) {
+  switch (rng() % 3) {
+    case 0:
+      return static_cast<int64_t>(rng() % 100);
+    case 1:
+      return static_cast<int64_t>(rng());  // any 64-bit value, negative too
+    default:
+      return -static_cast<int64_t>(rng() % 1000);
+  }
+}
+
+TEST(Config, RoundTripProperty) {
+  std::mt19937_64 rng(20261122);
+  for (int trial = 0; trial < 500; ++trial) {
+    Config c;
+    c.model.d_model = random_int(rng);
+    c.model.layers = random_int(rng);
+    c.model.heads = random_int(rng);
+    c.model.kv_heads = random_int(rng);
+    c.model.head_dim = random_int(rng);
+    c.model.ffn_hidden = random_int(rng);
+    c.model.vocab_size = random_int(rng);
+    c.model.rope_theta = random_double(rng);
+    c.model.norm_eps = random_double(rng);
+    c.model.init_std = random_double(rng);
+    c.model.attention = random_string(rng);
+    c.model.dense_layers.clear();
+    for (int i = static_cast<int>(rng() % 6); i > 0; --i) c.model.dense_layers.push_back(random_int(rng));
+    c.lighthouse.levels = random_int(rng);
+    c.lighthouse.pool = random_int(rng);
+    c.lighthouse.top_k = random_int(rng);
+    c.lighthouse.scorer = random_string(rng);
+    c.lighthouse.backend = random_string(rng);
+    c.train.seq_len = random_int(rng);
+    c.train.steps = random_int(rng);
+    c.train.activation_checkpointing = rng() % 2;
+    c.train.deterministic = rng() % 2;
+    c.train.baseline = rng() % 2;
+    c.train.max_seconds = random_double(rng);
+    c.train.run_dir = random_string(rng);
+    c.optim.lr = random_double(rng);
+    c.optim.beta2 = random_double(rng);
+    c.optim.schedule = random_string(rng);
+    c.stage2.start_step = random_int(rng);
+    c.data.corpus = random_string(rng);
+    c.checkpoint.keep = random_int(rng);
+    c.eval.batches = random_int(rng);
+    const std::string text = to_toml(c);
+    Config back;
+    ASSERT_NO_THROW(back = parse_toml(text, "round-trip")) << text;
+    ASSERT_EQ(back, c) << text;
+    // Idempotent output too.
+    ASSERT_EQ(to_toml(back), text);
+  }
+}
+
+TEST(Config, EqualityIsFieldByField) {
+  Config a, b;
+  EXPECT_EQ(a, b);
+  b.optim.lr = std::nextafter(a.optim.lr, 1.0);
+  EXPECT_NE(a, b);
+  b = a;
+  b.model.dense_layers.push_back(3);
+  EXPECT_NE(a, b);
+}
+
+TEST(Config, DescribeKeysListsEveryKey) {
+  const std::string d = describe_keys(Config{});
+  for (const char* key : {"--model.d_model", "--lighthouse.top_k", "--train.seq_len", "--optim.lr",
+                          "--stage2.start_step", "--checkpoint.keep", "--eval.every", "--log.every"}) {
+    EXPECT_NE(d.find(key), std::string::npos) << key;
+  }
+}
+
+}  // namespace
+}  // namespace lighthouse::config
