@@ -76,7 +76,7 @@ at::Tensor attention_meta(const at::Tensor& q, const at::Tensor& k, const at::Te
   const Options o = make_options(levels, pool, top_k, scorer, dilation, backend);
   const Geometry g = check_inputs("lighthouse.attention", q, k, v, o);
   if (entries.has_value()) {
-    TORCH_CHECK(entries->dim() == 3 && entries->size(0) == g.B && entries->size(1) == g.H && entries->size(2) == g.S,
+    LH_CHECK(entries->dim() == 3 && entries->size(0) == g.B && entries->size(1) == g.H && entries->size(2) == g.S,
                 "lighthouse: entries must be [B, H, S] = [", g.B, ", ", g.H, ", ", g.S, "], got ", entries->sizes());
   }
   return at::empty({g.B, g.N, g.H, g.d}, q.options());
@@ -118,11 +118,11 @@ at::Tensor scatter_stage(const at::Tensor& og, const at::Tensor& entries, int64_
   o.pool = pool;
   o.top_k = top_k;
   check_options(o);
-  TORCH_CHECK(og.dim() == 4, "lighthouse._scatter: og must be [B, H, S, d], got ", og.sizes());
+  LH_CHECK(og.dim() == 4, "lighthouse._scatter: og must be [B, H, S, d], got ", og.sizes());
   const Geometry g = geometry_for(og.size(0), seq_len, og.size(1), og.size(1), og.size(3), o);
-  TORCH_CHECK(seq_len >= min_sequence_length(o), "lighthouse._scatter: seq_len=", seq_len,
+  LH_CHECK(seq_len >= min_sequence_length(o), "lighthouse._scatter: seq_len=", seq_len,
               " is below the smallest valid N ", min_sequence_length(o));
-  TORCH_CHECK(og.size(2) == g.S, "lighthouse._scatter: og must have S=", g.S, " slots, got ", og.size(2));
+  LH_CHECK(og.size(2) == g.S, "lighthouse._scatter: og must have S=", g.S, " slots, got ", og.size(2));
   return scatter_autograd(og, plan_from_entries(entries, g, og.device()), g);
 }
 
@@ -186,7 +186,7 @@ std::string to_string(SdpaBackend backend) {
 Scorer parse_scorer(const std::string& name) {
   if (name == "norm") return Scorer::kNorm;
   if (name == "dilated") return Scorer::kDilated;
-  TORCH_CHECK(false, "lighthouse: scorer must be 'norm' or 'dilated', got '", name, "'");
+  LH_CHECK(false, "lighthouse: scorer must be 'norm' or 'dilated', got '", name, "'");
 }
 
 SdpaBackend parse_backend(const std::string& name) {
@@ -194,7 +194,7 @@ SdpaBackend parse_backend(const std::string& name) {
                         SdpaBackend::kMath}) {
     if (name == to_string(b)) return b;
   }
-  TORCH_CHECK(false, "lighthouse: SDPA backend must be one of auto, cudnn, flash, efficient, math; got '", name, "'");
+  LH_CHECK(false, "lighthouse: SDPA backend must be one of auto, cudnn, flash, efficient, math; got '", name, "'");
 }
 
 }  // namespace lighthouse

@@ -18,25 +18,25 @@ int log2_exact(int64_t x) {
 }
 
 void check_rank(const char* op, const char* name, const at::Tensor& t, const char* shape) {
-  TORCH_CHECK(t.defined(), op, ": ", name, " is an undefined tensor");
-  TORCH_CHECK(t.dim() == 4, op, ": ", name, " must be ", shape, ", got a ", t.dim(), "-d tensor of shape ",
+  LH_CHECK(t.defined(), op, ": ", name, " is an undefined tensor");
+  LH_CHECK(t.dim() == 4, op, ": ", name, " must be ", shape, ", got a ", t.dim(), "-d tensor of shape ",
               t.sizes());
 }
 
 }  // namespace
 
 void check_options(const Options& o) {
-  TORCH_CHECK(o.levels >= 2, "lighthouse: levels must be >= 2, got ", o.levels);
-  TORCH_CHECK(o.levels <= kMaxLevels, "lighthouse: levels must be <= ", kMaxLevels, ", got ", o.levels);
-  TORCH_CHECK(o.pool >= 2 && is_power_of_two(o.pool), "lighthouse: pool must be a power of two >= 2, got ",
+  LH_CHECK(o.levels >= 2, "lighthouse: levels must be >= 2, got ", o.levels);
+  LH_CHECK(o.levels <= kMaxLevels, "lighthouse: levels must be <= ", kMaxLevels, ", got ", o.levels);
+  LH_CHECK(o.pool >= 2 && is_power_of_two(o.pool), "lighthouse: pool must be a power of two >= 2, got ",
               o.pool);
-  TORCH_CHECK(o.top_k > 0 && o.top_k % kSelectPerLevel == 0,
+  LH_CHECK(o.top_k > 0 && o.top_k % kSelectPerLevel == 0,
               "lighthouse: top_k must be a positive multiple of ", kSelectPerLevel, ", got ", o.top_k);
   const int shift = static_cast<int>(o.levels - 1) * log2_exact(o.pool);
-  TORCH_CHECK(shift + log2_exact(o.top_k) <= 40, "lighthouse: config too large: top_k * pool^(levels-1) = ",
+  LH_CHECK(shift + log2_exact(o.top_k) <= 40, "lighthouse: config too large: top_k * pool^(levels-1) = ",
               o.top_k, " * ", o.pool, "^", o.levels - 1, " exceeds 2^40 tokens");
   if (o.scorer == Scorer::kDilated) {
-    TORCH_CHECK(o.dilation >= 1 && is_power_of_two(o.dilation),
+    LH_CHECK(o.dilation >= 1 && is_power_of_two(o.dilation),
                 "lighthouse: dilation must be a power of two >= 1, got ", o.dilation);
   }
 }
@@ -52,51 +52,51 @@ Geometry check_inputs(const char* op, const at::Tensor& q, const at::Tensor& k, 
   if (v.defined()) check_rank(op, "v", v, "[B, N, H_kv, d]");
 
   const auto dt = q.scalar_type();
-  TORCH_CHECK(dt == at::kHalf || dt == at::kBFloat16 || dt == at::kFloat || dt == at::kDouble, op,
+  LH_CHECK(dt == at::kHalf || dt == at::kBFloat16 || dt == at::kFloat || dt == at::kDouble, op,
               ": q must be float16, bfloat16, float32 or float64, got ", dt);
-  TORCH_CHECK(k.scalar_type() == dt, op, ": q, k and v must share a dtype, got q ", dt, " and k ",
+  LH_CHECK(k.scalar_type() == dt, op, ": q, k and v must share a dtype, got q ", dt, " and k ",
               k.scalar_type());
-  TORCH_CHECK(k.device() == q.device(), op, ": q, k and v must be on one device, got q on ", q.device(),
+  LH_CHECK(k.device() == q.device(), op, ": q, k and v must be on one device, got q on ", q.device(),
               " and k on ", k.device());
   if (v.defined()) {
-    TORCH_CHECK(v.scalar_type() == dt, op, ": q, k and v must share a dtype, got q ", dt, " and v ",
+    LH_CHECK(v.scalar_type() == dt, op, ": q, k and v must share a dtype, got q ", dt, " and v ",
                 v.scalar_type());
-    TORCH_CHECK(v.device() == q.device(), op, ": q, k and v must be on one device, got q on ", q.device(),
+    LH_CHECK(v.device() == q.device(), op, ": q, k and v must be on one device, got q on ", q.device(),
                 " and v on ", v.device());
   }
-  TORCH_CHECK(q.device().is_cpu() || q.device().is_cuda() || q.device().is_meta(), op,
+  LH_CHECK(q.device().is_cpu() || q.device().is_cuda() || q.device().is_meta(), op,
               ": only CPU and CUDA tensors are supported, got ", q.device());
 
   const int64_t B = q.size(0), N = q.size(1), H = q.size(2), d = q.size(3);
   const int64_t H_kv = k.size(2);
-  TORCH_CHECK(k.size(0) == B && k.size(1) == N && k.size(3) == d, op,
+  LH_CHECK(k.size(0) == B && k.size(1) == N && k.size(3) == d, op,
               ": k must be [B, N, H_kv, d] with B, N, d as in q ", q.sizes(), ", got ", k.sizes());
   if (v.defined()) {
-    TORCH_CHECK(v.sizes() == k.sizes(), op, ": v must have the shape of k ", k.sizes(), ", got ", v.sizes());
+    LH_CHECK(v.sizes() == k.sizes(), op, ": v must have the shape of k ", k.sizes(), ", got ", v.sizes());
   }
-  TORCH_CHECK(H > 0, op, ": q must have at least one head, got H=", H);
-  TORCH_CHECK(H_kv > 0, op, ": k must have at least one head, got H_kv=", H_kv);
-  TORCH_CHECK(H % H_kv == 0, op, ": the query heads H=", H, " must be a multiple of the key/value heads H_kv=",
+  LH_CHECK(H > 0, op, ": q must have at least one head, got H=", H);
+  LH_CHECK(H_kv > 0, op, ": k must have at least one head, got H_kv=", H_kv);
+  LH_CHECK(H % H_kv == 0, op, ": the query heads H=", H, " must be a multiple of the key/value heads H_kv=",
               H_kv);
-  TORCH_CHECK(d > 0, op, ": head dim d must be > 0, got ", d);
+  LH_CHECK(d > 0, op, ": head dim d must be > 0, got ", d);
   if (q.is_cuda()) {
-    TORCH_CHECK(dt != at::kDouble, op, ": float64 is supported on CPU only; on CUDA use float32, bfloat16 or float16");
+    LH_CHECK(dt != at::kDouble, op, ": float64 is supported on CPU only; on CUDA use float32, bfloat16 or float16");
     const int64_t vec = 16 / static_cast<int64_t>(q.element_size());
-    TORCH_CHECK(d % vec == 0, op, ": on CUDA the head dim must be a multiple of ", vec, " for ", dt, ", got d=", d);
+    LH_CHECK(d % vec == 0, op, ": on CUDA the head dim must be a multiple of ", vec, " for ", dt, ", got d=", d);
   }
 
   check_options(o);
   const int64_t min_n = o.top_k << ((o.levels - 1) * log2_exact(o.pool));
-  TORCH_CHECK(N >= min_n, op, ": sequence length N=", N, " is too short for levels=", o.levels,
+  LH_CHECK(N >= min_n, op, ": sequence length N=", N, " is too short for levels=", o.levels,
               ", pool=", o.pool, ", top_k=", o.top_k, ": the smallest valid N is ", min_n,
               " (top_k * pool^(levels-1), 128 coarsest entries per tile)");
 
   const Geometry g = geometry_for(B, N, H, H_kv, d, o);
-  TORCH_CHECK(g.P < std::numeric_limits<int32_t>::max() && g.S < std::numeric_limits<int32_t>::max(), op,
+  LH_CHECK(g.P < std::numeric_limits<int32_t>::max() && g.S < std::numeric_limits<int32_t>::max(), op,
               ": sequence length N=", N, " is too long: the pyramid has ", g.P, " entries per row (limit 2^31)");
   if (o.scorer == Scorer::kDilated) {
-    TORCH_CHECK(v.defined(), op, ": the dilated scorer needs v");
-    TORCH_CHECK(g.N_pad % o.dilation == 0, op, ": dilation=", o.dilation,
+    LH_CHECK(v.defined(), op, ": the dilated scorer needs v");
+    LH_CHECK(g.N_pad % o.dilation == 0, op, ": dilation=", o.dilation,
                 " must divide the padded sequence length ", g.N_pad);
   }
   return g;
@@ -113,7 +113,7 @@ DType to_dtype(const at::Tensor& t) {
     case at::kHalf:
       return DType::kFloat16;
     default:
-      TORCH_CHECK(false, "lighthouse: unsupported dtype ", t.scalar_type());
+      LH_CHECK(false, "lighthouse: unsupported dtype ", t.scalar_type());
   }
 }
 

@@ -1,5 +1,7 @@
 #include "sdpa.h"
 
+#include "checks.h"
+
 #include <ATen/Context.h>
 #include <ATen/Functions.h>
 #include <ATen/core/grad_mode.h>
@@ -52,12 +54,12 @@ SdpaBackend resolve_backend(SdpaBackend requested, const at::Tensor& q, const at
       case SdpaBackend::kMath:
         return SdpaBackend::kMath;
       default:
-        TORCH_CHECK(false, "lighthouse: SDPA backend '", to_string(requested),
+        LH_CHECK(false, "lighthouse: SDPA backend '", to_string(requested),
                     "' needs CUDA tensors; on CPU use 'auto', 'flash' or 'math'");
     }
   }
 #ifdef LIGHTHOUSE_WITH_CUDA
-  TORCH_CHECK(q.device().is_cuda(), "lighthouse: no SDPA backend for device ", q.device());
+  LH_CHECK(q.device().is_cuda(), "lighthouse: no SDPA backend for device ", q.device());
   if (requested == SdpaBackend::kAuto) {
     // Under torch.use_deterministic_algorithms(True) the stock checks refuse
     // cuDNN (its backward is not deterministic), so auto lands on flash,
@@ -69,10 +71,10 @@ SdpaBackend resolve_backend(SdpaBackend requested, const at::Tensor& q, const at
   }
   if (!cuda_backend_usable(requested, q, k, v)) {
     const bool det = at::globalContext().deterministicAlgorithms() && !at::globalContext().deterministicAlgorithmsWarnOnly();
-    TORCH_CHECK(!(det && requested == SdpaBackend::kCudnn),
+    LH_CHECK(!(det && requested == SdpaBackend::kCudnn),
                 "lighthouse: SDPA backend 'cudnn' is refused under torch.use_deterministic_algorithms(True): its "
                 "backward is not deterministic. Use 'auto' or 'flash' (deterministic backward in that mode).");
-    TORCH_CHECK(false, "lighthouse: SDPA backend '", to_string(requested),
+    LH_CHECK(false, "lighthouse: SDPA backend '", to_string(requested),
                 "' cannot run the gathered sub-sequence (dtype ", q.scalar_type(), ", head dim ", q.size(-1),
                 ", device ", q.device(), "): flash and cuDNN need float16/bfloat16 and a supported head dim, and "
                 "any backend can be disabled globally (torch.backends.cuda.enable_*_sdp). Choose another backend "
@@ -80,7 +82,7 @@ SdpaBackend resolve_backend(SdpaBackend requested, const at::Tensor& q, const at
   }
   return requested;
 #else
-  TORCH_CHECK(false, "lighthouse: this build has no CUDA support (device ", q.device(), ")");
+  LH_CHECK(false, "lighthouse: this build has no CUDA support (device ", q.device(), ")");
 #endif
 }
 
@@ -111,7 +113,7 @@ at::Tensor causal_sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tenso
     case SdpaBackend::kAuto:
       break;
   }
-  TORCH_CHECK(false, "lighthouse: unresolved SDPA backend");
+  LH_CHECK(false, "lighthouse: unresolved SDPA backend");
 }
 
 std::tuple<at::Tensor, at::Tensor> dilated_score_sources(const at::Tensor& q, const at::Tensor& k,

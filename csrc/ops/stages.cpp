@@ -42,7 +42,7 @@ void launch(const at::Device& device, const Params& params, CpuFn cpu_fn, CudaFn
 #else
   (void)cuda_fn;
 #endif
-  TORCH_CHECK(false, "lighthouse: no kernels for device ", device,
+  LH_CHECK(false, "lighthouse: no kernels for device ", device,
               device.is_cuda() ? " (this build has no CUDA support)" : "");
 }
 
@@ -113,11 +113,11 @@ Plan make_plan(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, co
 
 Plan plan_from_entries(const at::Tensor& entries, const Geometry& g, const at::Device& device) {
   at::NoGradGuard no_grad;
-  TORCH_CHECK(entries.scalar_type() == at::kLong, "lighthouse: entries must be int64, got ",
+  LH_CHECK(entries.scalar_type() == at::kLong, "lighthouse: entries must be int64, got ",
               entries.scalar_type());
-  TORCH_CHECK(entries.device() == device, "lighthouse: entries must be on ", device, " like q, got ",
+  LH_CHECK(entries.device() == device, "lighthouse: entries must be on ", device, " like q, got ",
               entries.device());
-  TORCH_CHECK(entries.dim() == 3 && entries.size(0) == g.B && entries.size(1) == g.H && entries.size(2) == g.S,
+  LH_CHECK(entries.dim() == 3 && entries.size(0) == g.B && entries.size(1) == g.H && entries.size(2) == g.S,
               "lighthouse: entries must be [B, H, S] = [", g.B, ", ", g.H, ", ", g.S, "], got ", entries.sizes());
   Plan plan;
   plan.entries = entries.to(at::kInt).contiguous();
@@ -125,11 +125,11 @@ Plan plan_from_entries(const at::Tensor& entries, const Geometry& g, const at::D
   if (entries.numel() == 0) return plan;
   const int64_t lo = entries.min().item<int64_t>();
   const int64_t hi = entries.max().item<int64_t>();
-  TORCH_CHECK(lo >= 0 && hi < g.P, "lighthouse: entries must be pyramid indices in [0, ", g.P, "), got [", lo,
+  LH_CHECK(lo >= 0 && hi < g.P, "lighthouse: entries must be pyramid indices in [0, ", g.P, "), got [", lo,
               ", ", hi, "]");
   const at::Tensor slots = at::arange(g.S, int_opts(device)).expand({g.B, g.H, g.S}).contiguous();
   plan.inv.scatter_(2, entries, slots);
-  TORCH_CHECK(plan.inv.gather(2, entries).equal(slots), "lighthouse: entries must not repeat a pyramid index");
+  LH_CHECK(plan.inv.gather(2, entries).equal(slots), "lighthouse: entries must not repeat a pyramid index");
   return plan;
 }
 
