@@ -38,6 +38,25 @@ std::string base_of(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
+
+// Reads `fd` to its end in 64 KiB chunks, handing each to `sink`; closes fd
+// and throws (naming `path`) on a read error.
+template <typename Sink>
+void read_all(int fd, const std::string& path, Sink&& sink) {
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::close(fd);
+      throw std::runtime_error(os_error("cannot read", path, err));
+    }
+    if (n == 0) break;
+    sink(buf, static_cast<size_t>(n));
+  }
+}
+
 }  // namespace
 
 AtomicFile::AtomicFile(const std::string& path) : path_(path) {
@@ -113,18 +132,7 @@ std::string read_file(const std::string& path) {
   }
   std::string out;
   out.reserve(static_cast<size_t>(st.st_size));
-  char buf[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      throw std::runtime_error(os_error("cannot read", path, err));
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
+  read_all(fd, path, [&](const char* data, size_t n) { out.append(data, n); });
   ::close(fd);
   return out;
 }
@@ -303,18 +311,7 @@ std::string sha256_file(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw std::runtime_error(os_error("cannot read", path, errno));
   Sha256 s;
-  char buf[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      throw std::runtime_error(os_error("cannot read", path, err));
-    }
-    if (n == 0) break;
-    s.update(buf, static_cast<size_t>(n));
-  }
+  read_all(fd, path, [&](const char* data, size_t n) { s.update(data, n); });
   ::close(fd);
   return s.hex_digest();
 }
