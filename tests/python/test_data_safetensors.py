@@ -11,7 +11,10 @@ safetensors_torch = pytest.importorskip("safetensors.torch")
 from safetensors import safe_open  # noqa: E402
 
 BUILD = os.environ.get("LIGHTHOUSE_BUILD_DIR", "build")
-TOOL = os.path.join(BUILD, "lighthouse_safetensors_tool")
+# Test programs land in build/tests/cpp (tests/cpp/CMakeLists.txt).
+TOOL = next((p for p in (os.path.join(BUILD, "tests", "cpp", "lighthouse_safetensors_tool"),
+                         os.path.join(BUILD, "lighthouse_safetensors_tool")) if os.path.exists(p)),
+            os.path.join(BUILD, "tests", "cpp", "lighthouse_safetensors_tool"))
 
 DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int64,
           torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool]
