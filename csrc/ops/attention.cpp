@@ -16,6 +16,7 @@
 #include <c10/util/Exception.h>
 
 #include "autograd.h"
+#include "../kernels/geometry.h"
 #include "checks.h"
 #include "sdpa.h"
 #include "stages.h"
@@ -24,8 +25,8 @@ namespace lighthouse {
 namespace detail {
 namespace {
 
-Options make_options(int64_t levels, int64_t pool, int64_t top_k, c10::string_view scorer, int64_t dilation,
-                     c10::string_view backend) {
+Options make_options(int64_t levels, int64_t pool, int64_t top_k, c10::string_view scorer = "norm",
+                     int64_t dilation = 4, c10::string_view backend = "auto") {
   Options o;
   o.levels = levels;
   o.pool = pool;
@@ -103,20 +104,14 @@ at::Tensor select_meta(const at::Tensor& q, const at::Tensor& k, int64_t levels,
 std::tuple<at::Tensor, at::Tensor, at::Tensor> gather_stage(const at::Tensor& q, const at::Tensor& k,
                                                             const at::Tensor& v, const at::Tensor& entries,
                                                             int64_t levels, int64_t pool, int64_t top_k) {
-  Options o;
-  o.levels = levels;
-  o.pool = pool;
-  o.top_k = top_k;
+  const Options o = make_options(levels, pool, top_k);
   const Geometry g = check_inputs("lighthouse._gather", q, k, v, o);
   return gather_autograd(q, k, v, plan_from_entries(entries, g, q.device()), g);
 }
 
 at::Tensor scatter_stage(const at::Tensor& og, const at::Tensor& entries, int64_t seq_len, int64_t levels,
                          int64_t pool, int64_t top_k) {
-  Options o;
-  o.levels = levels;
-  o.pool = pool;
-  o.top_k = top_k;
+  const Options o = make_options(levels, pool, top_k);
   check_options(o);
   LH_CHECK(og.dim() == 4, "lighthouse._scatter: og must be [B, H, S, d], got ", og.sizes());
   const Geometry g = geometry_for(og.size(0), seq_len, og.size(1), og.size(1), og.size(3), o);
@@ -160,9 +155,8 @@ int64_t subsequence_length(int64_t seq_len, const Options& options) {
 
 int64_t min_sequence_length(const Options& options) {
   detail::check_options(options);
-  int64_t n = options.top_k;
-  for (int64_t l = 1; l < options.levels; ++l) n *= options.pool;
-  return n;
+  const Geometry g = detail::geometry_for(1, 1, 1, 1, 1, options);
+  return min_seq_len(g.L, g.log2_p, g.k_top);
 }
 
 std::string to_string(Scorer scorer) { return scorer == Scorer::kNorm ? "norm" : "dilated"; }

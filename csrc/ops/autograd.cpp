@@ -42,19 +42,15 @@ struct GatherFunction : torch::autograd::Function<GatherFunction> {
 
   // One input gradient at a time, releasing each gathered gradient once used:
   // the peak holds one [B, H, S, d] gradient beside dq, dk, dv, not three.
-  // `grads` by reference: the autograd node moved its only copies in here.
+  // `grads` by reference: the autograd node moved its only copies in here
+  // (undefined ones already materialized as zeros, the Function default).
   static variable_list backward(AutogradContext* ctx, variable_list& grads) {
     const Geometry g = unpack(ctx);
     const Plan plan = saved_plan(ctx);
-    at::TensorOptions opts;
-    for (const auto& t : grads) {
-      if (t.defined()) opts = t.options();
-    }
     variable_list out(5);
     const int64_t heads[3] = {g.H, g.H_kv, g.H_kv};
     for (int i = 0; i < 3; ++i) {
       at::Tensor dxg = std::move(grads[i]);
-      if (!dxg.defined()) dxg = at::zeros({g.B, g.H, g.S, g.d}, opts);
       out[i] = gather_backward(dxg, heads[i], plan, g);
     }
     return out;

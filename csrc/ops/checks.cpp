@@ -86,7 +86,7 @@ Geometry check_inputs(const char* op, const at::Tensor& q, const at::Tensor& k, 
   }
 
   check_options(o);
-  const int64_t min_n = o.top_k << ((o.levels - 1) * log2_exact(o.pool));
+  const int64_t min_n = min_seq_len(static_cast<int32_t>(o.levels), log2_exact(o.pool), o.top_k);
   LH_CHECK(N >= min_n, op, ": sequence length N=", N, " is too short for levels=", o.levels,
               ", pool=", o.pool, ", top_k=", o.top_k, ": the smallest valid N is ", min_n,
               " (top_k * pool^(levels-1), 128 coarsest entries per tile)");
