@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# Nsight Compute profile of our kernels in one Lighthouse forward+backward at
-# N=262144 (after scripts/gpu-check.sh build). Writes $OUT/ncu.txt.
+# Where the time of one Lighthouse call goes on the GPU (after
+# scripts/gpu-check.sh build): a torch.profiler kernel table of the forward
+# and forward+backward at N=262144 and 32768 ($OUT/torch-prof.txt), then an
+# Nsight Compute profile of our kernels at N=262144 ($OUT/ncu.txt).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT=${OUT:-/tmp/lighthouse-gpu}
 BUILD_DIR=${BUILD_DIR:-build-gpu}
 mkdir -p "$OUT"
 export LIGHTHOUSE_LIBRARY=$PWD/$BUILD_DIR/liblighthouse_ops.so PYTHONPATH=$PWD/python
-# Second run's kernels only (the first warms up): skip one instance of each.
-timeout 300 ncu --kernel-name regex:"scores_kernel|select_kernel|slot_gather|token_gather" --launch-skip 10 --launch-count 10 \
+for n in 262144 32768; do python3 tests/gpu/profile_run.py torch $n; done >"$OUT/torch-prof.txt" 2>&1
+grep -E "^==|lighthouse|Kernel|kernel|cudnn|Memset|Memcpy|elementwise|Self CUDA time total" "$OUT/torch-prof.txt" | cut -c1-72,100-200 | head -90
+# The second run's kernels only (the first warms up).
+timeout ${NCU_TIMEOUT:-240} ncu --kernel-name regex:"${NCU_KERNELS:-scores_kernel|select_kernel|slot_gather|token_gather}" \
+  --launch-skip ${NCU_SKIP:-10} --launch-count ${NCU_COUNT:-10} \
   --section SpeedOfLight --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis \
-  --section WarpStateStats python3 tests/gpu/profile_run.py >"$OUT/ncu.txt" 2>&1
+  --section WarpStateStats --section SchedulerStats python3 tests/gpu/profile_run.py >"$OUT/ncu.txt" 2>&1
 echo "ncu rc=$?"
-grep -E "^  [a-z_:<>, 0-9A-Z]*\(|Duration|Memory Throughput|DRAM Throughput|Achieved Occupancy|Registers Per|Theoretical Occ|Stall" "$OUT/ncu.txt" | head -80
+grep -E "^  [a-z_:<>, 0-9A-Z]*\(|Duration|Memory Throughput|DRAM Throughput|Achieved Occupancy|Registers Per|Theoretical Occ|Block Limit|One or More Eligible|Warp Cycles Per Issued|L2 Hit|Mem Busy|Max Bandwidth" "$OUT/ncu.txt" | head -150

@@ -238,9 +238,10 @@ StageTimes time_stages(const Timer& timer, const at::Tensor& q, const at::Tensor
   st.ms.emplace_back("select", std::max(0.0, plan_ms - scores_ms));
   at::Tensor qg, kg, vg;
   st.ms.emplace_back("gather", timer.median_ms([&] {
-    qg = detail::gather(q, plan, g, plan.coarse_q);
-    kg = detail::gather(k, plan, g, plan.coarse_k);
-    vg = detail::gather(v, plan, g, plan.coarse_v);
+    const std::vector<at::Tensor> out = detail::gather({q, k, v}, plan, g, {plan.coarse_q, plan.coarse_k, plan.coarse_v});
+    qg = out[0];
+    kg = out[1];
+    vg = out[2];
   }));
   at::Tensor og;
   st.ms.emplace_back("sdpa_fwd", timer.median_ms([&] { og = detail::causal_sdpa(qg, kg, vg, o.backend); }));

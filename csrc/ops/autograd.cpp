@@ -36,8 +36,7 @@ struct GatherFunction : torch::autograd::Function<GatherFunction> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                const Plan* plan, const Geometry& g) {
     save_plan(ctx, *plan, g);
-    return {gather(q, *plan, g, plan->coarse_q), gather(k, *plan, g, plan->coarse_k),
-            gather(v, *plan, g, plan->coarse_v)};
+    return gather({q, k, v}, *plan, g, {plan->coarse_q, plan->coarse_k, plan->coarse_v});
   }
 
   // One input gradient at a time, releasing each gathered gradient once used:

@@ -5,6 +5,8 @@
 #include <ATen/core/grad_mode.h>
 #include <c10/util/Exception.h>
 
+#include <vector>
+
 #include "checks.h"
 #include "sdpa.h"
 #include "../kernels/cpu/kernels_cpu.h"
@@ -133,21 +135,40 @@ Plan plan_from_entries(const at::Tensor& entries, const Geometry& g, const at::D
   return plan;
 }
 
-at::Tensor gather(const at::Tensor& x_in, const Plan& plan, const Geometry& g, const at::Tensor& coarse) {
-  const at::Tensor x = kernel_ready(x_in);
-  at::Tensor xg = at::empty({g.B, g.H, g.S, g.d}, x.options());
-  GatherParams p;
-  p.g = g;
-  p.dtype = to_dtype(x);
-  p.x = token_tensor(x);
-  p.xg = sub_tensor(xg);
-  p.entries_ptr = plan.entries.data_ptr<int32_t>();
-  if (coarse.defined()) {
-    TORCH_INTERNAL_ASSERT(coarse.is_contiguous() && coarse.size(1) == x.size(2));
-    p.coarse_ptr = coarse.data_ptr();
+std::vector<at::Tensor> gather(const std::vector<at::Tensor>& xs, const Plan& plan, const Geometry& g,
+                               const std::vector<at::Tensor>& coarse) {
+  TORCH_INTERNAL_ASSERT(!xs.empty() && xs.size() <= 3 && coarse.size() == xs.size());
+  std::vector<at::Tensor> out;
+  std::vector<GatherParams> params;
+  std::vector<at::Tensor> inputs;  // kept alive until the launch
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const at::Tensor x = kernel_ready(xs[i]);
+    out.push_back(at::empty({g.B, g.H, g.S, g.d}, x.options()));
+    GatherParams p;
+    p.g = g;
+    p.dtype = to_dtype(x);
+    p.x = token_tensor(x);
+    p.xg = sub_tensor(out.back());
+    p.entries_ptr = plan.entries.data_ptr<int32_t>();
+    if (coarse[i].defined()) {
+      TORCH_INTERNAL_ASSERT(coarse[i].is_contiguous() && coarse[i].size(1) == x.size(2));
+      p.coarse_ptr = coarse[i].data_ptr();
+    }
+    params.push_back(p);
+    inputs.push_back(x);
   }
-  launch(x.device(), p, run_gather_cpu, LH_CUDA_FN(run_gather));
-  return xg;
+  const auto cpu_fn = [](const std::vector<GatherParams>& ps, const CpuExec& ex) {
+    for (const GatherParams& p : ps) run_gather_cpu(p, ex);
+  };
+#ifdef LIGHTHOUSE_WITH_CUDA
+  const auto cuda_fn = [](const std::vector<GatherParams>& ps, cudaStream_t s) {
+    run_gather(ps.data(), static_cast<int>(ps.size()), s);  // one launch for all
+  };
+#else
+  const auto cuda_fn = [](const std::vector<GatherParams>&, void*) {};
+#endif
+  launch(inputs[0].device(), params, cpu_fn, cuda_fn);
+  return out;
 }
 
 at::Tensor gather_backward(const at::Tensor& dxg_in, int64_t heads, const Plan& plan, const Geometry& g) {

@@ -8,6 +8,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <tuple>
+#include <vector>
 
 #include "lighthouse/lighthouse.h"
 #include "../kernels/params.h"
@@ -40,10 +41,12 @@ Plan make_plan(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, co
 // A plan from user-given int64 entries [B, H, S]; checks range and uniqueness.
 Plan plan_from_entries(const at::Tensor& entries, const Geometry& g, const at::Device& device);
 
-// Pool-on-gather of one tensor: x [B, N, heads, d] -> [B, H, S, d] (heads
-// divides H; query head h reads head h / (H / heads)).
-// `coarse`: optional pooled coarsest rows of x (Plan::coarse_*).
-at::Tensor gather(const at::Tensor& x, const Plan& plan, const Geometry& g, const at::Tensor& coarse = {});
+// Pool-on-gather of one to three tensors (q, k, v) with one plan: each x
+// [B, N, heads, d] -> [B, H, S, d] (heads divides H; query head h reads head
+// h / (H / heads)). `coarse[i]`: optional pooled coarsest rows of xs[i]
+// (Plan::coarse_*), undefined when absent. On CUDA, one launch for all.
+std::vector<at::Tensor> gather(const std::vector<at::Tensor>& xs, const Plan& plan, const Geometry& g,
+                               const std::vector<at::Tensor>& coarse);
 // Its adjoint: dxg [B, H, S, d] -> dx [B, N, heads, d].
 at::Tensor gather_backward(const at::Tensor& dxg, int64_t heads, const Plan& plan, const Geometry& g);
 // Scatter back: og [B, H, S, d] -> out [B, N, H, d].

@@ -19,7 +19,8 @@ namespace lighthouse {
 
 void run_scores(const ScoresParams& p, cudaStream_t stream);
 void run_select(const SelectParams& p, cudaStream_t stream);
-void run_gather(const GatherParams& p, cudaStream_t stream);
+// `count` (1 to 3) tensors sharing dtype and entries, in one launch.
+void run_gather(const GatherParams* p, int count, cudaStream_t stream);
 void run_gather_backward(const GatherBackwardParams& p, cudaStream_t stream);
 void run_scatter(const ScatterParams& p, cudaStream_t stream);
 void run_scatter_backward(const ScatterBackwardParams& p, cudaStream_t stream);

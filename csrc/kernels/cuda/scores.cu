@@ -3,17 +3,20 @@
  * the per-token l2 norms, the span max of every level, and optionally the
  * pooled coarsest rows of q, k, v (CoarsePool).
  *
- * Task = (batch row, coarsest span, source, head), one group of `lanes`
- * threads each, heads of a span on neighbouring groups so a warp reads
- * contiguous memory. A group walks its span's c tokens with 16-byte loads,
- * four loads in flight: it adds each row into the pooled sum (fp32, tokens in
- * order, as the gather and the CPU twin do) and reduces the row's sum of
- * squares in fp64 across the group; the norm is rounded to fp32 once (NaN
- * ranks as +inf), exactly like the CPU twin, so both rank entries
- * identically. No block barrier and nothing but streaming in this kernel;
- * the levels (max over p children) follow in one small kernel per level,
- * which reads the level below from L2. Writes every element of sq and sk,
- * padding positions (t >= N) as 0.
+ * Task = (batch row, coarsest span, source, head); one group of kLanes
+ * threads runs it, heads of a span on neighbouring groups so that a warp
+ * reads contiguous memory. A group walks its span's c tokens with 16-byte
+ * loads, kTokens tokens at a time (eight loads in flight per lane): it adds
+ * each row into the pooled sum (fp32, tokens in order, as the gather and the
+ * CPU twin do) and, for q and k, each lane sums the squares of its elements
+ * in fp64. The kTokens partial sums are then reduced across the group in
+ * one transposed butterfly (each exchange halves the tokens a lane holds),
+ * so one shuffle tree, one square root and one coalesced store serve
+ * kTokens tokens. The norm is rounded to fp32 once (NaN ranks as +inf): the
+ * fp64 sum makes it the correctly rounded norm in practice whatever the
+ * order, so the CPU twin ranks entries identically. Padding positions
+ * (t >= N) score 0. The levels (max over p children) follow in one small
+ * kernel per level, which reads the level below from L2.
  */
 #include <cmath>
 
@@ -24,99 +27,133 @@ namespace lighthouse {
 namespace cuda {
 namespace {
 
-constexpr int kThreads = 128;  // small blocks: ~90 registers a thread, still ~20 warps an SM
+constexpr int kThreads = 128;
+constexpr unsigned kFullMask = 0xffffffffu;
 
-struct ScoreLayout {
-  int lanes;  // threads per row, a power of two <= 32
-  int nvec;   // 16-byte vectors per row
-};
+__host__ __device__ constexpr int log2_of(int x) { return x <= 1 ? 0 : 1 + log2_of(x / 2); }
 
-template <typename T, int kVpl>
-__global__ void __launch_bounds__(kThreads) scores_kernel(ScoresParams p, ScoreLayout lay) {
+// kLanes threads per row (8, 16 or 32), kVpl 16-byte vectors per lane.
+template <typename T, int kLanes, int kVpl>
+__global__ void __launch_bounds__(kThreads) scores_kernel(ScoresParams p, int nvec) {
   constexpr int kVec = Vec<T>::kElems;
-  constexpr int kUnroll = 8 / kVpl;  // tokens in flight per lane (eight 16-byte loads)
+  constexpr int kTokens = 8 / kVpl;  // tokens in flight per lane: eight 16-byte loads
+  constexpr int kGroups = kThreads / kLanes;
+  // Butterfly exchanges that split tokens between lanes, then plain ones.
+  constexpr int kSplit = log2_of(kLanes) < log2_of(kTokens) ? log2_of(kLanes) : log2_of(kTokens);
+  constexpr int kHeld = kTokens >> kSplit;     // tokens a lane holds after the split
+  constexpr int kCopies = kLanes >> kSplit;    // lanes holding the same tokens
   const Geometry& g = p.g;
   const bool pooling = p.pool.q_ptr != nullptr;
   const int hq = static_cast<int>(p.q_src.heads);
   const int hk = static_cast<int>(p.k_src.heads);
   const int heads = hq + hk + (pooling ? static_cast<int>(p.pool.v.heads) : 0);
-  const int64_t c = g.span(g.L - 1);
-  const int64_t n_coarse = g.level_size(g.L - 1);
-  const int lane = threadIdx.x % lay.lanes;
-  const int groups = kThreads / lay.lanes;
+  const int c = static_cast<int>(g.span(g.L - 1));
+  const int n_coarse = static_cast<int>(g.level_size(g.L - 1));
+  const int lane = threadIdx.x % kLanes;
   const float scale = 1.0f / static_cast<float>(c);
-  const int64_t tasks = g.B * n_coarse * heads;
-  const int64_t stride = int64_t{gridDim.x} * groups;
+  const int tasks = n_coarse * heads;  // per batch row; < 2^31, checked by the launcher
 
-  // Every lane runs every iteration (the shuffles need whole warps); groups
-  // past the last task idle with zeros.
-  for (int64_t base = int64_t{blockIdx.x} * groups; base < tasks; base += stride) {
-    const int64_t task = base + threadIdx.x / lay.lanes;
-    const bool active = task < tasks;
-    const int hh = active ? static_cast<int>(task % heads) : 0;
-    const int64_t j = active ? (task / heads) % n_coarse : 0;
-    const int64_t b = active ? task / heads / n_coarse : 0;
-    const int side = hh < hq ? 0 : (hh < hq + hk ? 1 : 2);
-    const int head = side == 0 ? hh : (side == 1 ? hh - hq : hh - hq - hk);
-    const TokenTensor& src = side == 0 ? p.q_src : (side == 1 ? p.k_src : p.pool.v);
-    const T* base_ptr = static_cast<const T*>(src.ptr) + b * src.batch_stride + head * src.head_stride;
-    float* scores = side == 0 ? p.sq_ptr + (b * hq + head) * g.P
-                              : (side == 1 ? p.sk_ptr + (b * hk + head) * g.P : nullptr);
+  for (int64_t b = blockIdx.y; b < g.B; b += gridDim.y) {
+    // Every lane runs every iteration (the shuffles need whole warps);
+    // groups past the last task idle with zeros.
+    for (int base = blockIdx.x * kGroups; base < tasks; base += gridDim.x * kGroups) {
+      const int task = base + static_cast<int>(threadIdx.x) / kLanes;
+      const bool active = task < tasks;
+      const int hh = active ? task % heads : 0;
+      const int j = active ? task / heads : 0;
+      const int side = hh < hq ? 0 : (hh < hq + hk ? 1 : 2);
+      const int head = side == 0 ? hh : (side == 1 ? hh - hq : hh - hq - hk);
+      const TokenTensor& src = side == 0 ? p.q_src : (side == 1 ? p.k_src : p.pool.v);
+      const int64_t t_begin = int64_t{j} * c;
+      const int64_t t_end = min(t_begin + c, g.N);  // real tokens of the span
+      const T* row = static_cast<const T*>(src.ptr) + b * src.batch_stride + head * src.head_stride +
+                     t_begin * src.seq_stride + lane * kVec;
+      float* scores = side == 0 ? p.sq_ptr + (b * hq + head) * g.P
+                                : (side == 1 ? p.sk_ptr + (b * hk + head) * g.P : nullptr);
+      // Warp-uniform: whether any group of this warp scores its rows.
+      const bool norms = __any_sync(kFullMask, active && side < 2);
 
-    float acc[kVpl][kVec];
-#pragma unroll
-    for (int v = 0; v < kVpl; ++v) {
-#pragma unroll
-      for (int e = 0; e < kVec; ++e) acc[v][e] = 0.0f;
-    }
-    const int64_t t_begin = j * c;
-    for (int64_t t0 = t_begin; t0 < t_begin + c; t0 += kUnroll) {
-      // Raw 16-byte loads first (all in flight), converted one at a time.
-      uint4 raw[kUnroll][kVpl];
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const int64_t t = t0 + u;
-        const bool real = active && t < t_begin + c && t < g.N;
-#pragma unroll
-        for (int v = 0; v < kVpl; ++v) {
-          const int vi = lane + v * lay.lanes;
-          raw[u][v] = (real && vi < lay.nvec)
-                          ? __ldg(reinterpret_cast<const uint4*>(base_ptr + t * src.seq_stride + vi * kVec))
-                          : make_uint4(0u, 0u, 0u, 0u);
-        }
-      }
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        double sq = 0.0;
-#pragma unroll
-        for (int v = 0; v < kVpl; ++v) {
-          float x[kVec];
-          unpack(raw[u][v], x, static_cast<const T*>(nullptr));
-#pragma unroll
-          for (int e = 0; e < kVec; ++e) {
-            acc[v][e] += x[e];
-            sq += static_cast<double>(x[e]) * static_cast<double>(x[e]);
-          }
-        }
-        for (int off = lay.lanes / 2; off > 0; off /= 2) sq += __shfl_xor_sync(0xffffffffu, sq, off, lay.lanes);
-        const int64_t t = t0 + u;
-        if (active && side < 2 && lane == 0 && t < t_begin + c) {
-          float s = static_cast<float>(sqrt(sq));
-          if (isnan(s)) s = INFINITY;
-          scores[t] = s;  // 0 for padding positions (t >= N)
-        }
-      }
-    }
-    if (active && pooling) {
-      void* dst = side == 0 ? p.pool.q_ptr : (side == 1 ? p.pool.k_ptr : p.pool.v_ptr);
-      T* row = static_cast<T*>(dst) + ((b * src.heads + head) * n_coarse + j) * g.d;
+      float acc[kVpl][kVec];
 #pragma unroll
       for (int v = 0; v < kVpl; ++v) {
-        const int vi = lane + v * lay.lanes;
-        if (vi < lay.nvec) {
 #pragma unroll
-          for (int e = 0; e < kVec; ++e) acc[v][e] *= scale;
-          store_vec(row + vi * kVec, acc[v]);
+        for (int e = 0; e < kVec; ++e) acc[v][e] = 0.0f;
+      }
+      for (int64_t t0 = t_begin; t0 < t_begin + c; t0 += kTokens) {
+        // Raw 16-byte loads first (all in flight), converted one at a time.
+        uint4 raw[kTokens][kVpl];
+#pragma unroll
+        for (int u = 0; u < kTokens; ++u) {
+          const bool real = active && t0 + u < t_end;
+#pragma unroll
+          for (int v = 0; v < kVpl; ++v) {
+            raw[u][v] = (real && lane + v * kLanes < nvec)
+                            ? __ldg(reinterpret_cast<const uint4*>(row + v * kLanes * kVec))
+                            : make_uint4(0u, 0u, 0u, 0u);
+          }
+          row += src.seq_stride;
+        }
+        double part[kTokens];
+#pragma unroll
+        for (int u = 0; u < kTokens; ++u) {
+          part[u] = 0.0;
+#pragma unroll
+          for (int v = 0; v < kVpl; ++v) {
+            float x[kVec];
+            unpack(raw[u][v], x, static_cast<const T*>(nullptr));
+#pragma unroll
+            for (int e = 0; e < kVec; ++e) {
+              acc[v][e] += x[e];
+              if (norms) part[u] = fma(static_cast<double>(x[e]), static_cast<double>(x[e]), part[u]);
+            }
+          }
+        }
+        if (!norms) continue;
+        // Transposed butterfly: at exchange k (offset kLanes >> (k + 1)) a
+        // lane keeps half of its tokens (the lower lane the first half) and
+        // adds its partner's partial sums of them.
+        int first = 0;  // first token this lane holds
+#pragma unroll
+        for (int k = 0; k < kSplit; ++k) {
+          const int half = kTokens >> (k + 1);
+          const int off = kLanes >> (k + 1);
+          const bool upper = (lane & off) != 0;
+#pragma unroll
+          for (int i = 0; i < half; ++i) {
+            const double send = upper ? part[i] : part[i + half];
+            const double keep = upper ? part[i + half] : part[i];
+            part[i] = keep + __shfl_xor_sync(kFullMask, send, off);
+          }
+          first += upper ? half : 0;
+        }
+#pragma unroll
+        for (int off = kCopies / 2; off > 0; off /= 2) {
+#pragma unroll
+          for (int i = 0; i < kHeld; ++i) part[i] += __shfl_xor_sync(kFullMask, part[i], off);
+        }
+        if (active && side < 2 && lane % kCopies == 0) {
+#pragma unroll
+          for (int i = 0; i < kHeld; ++i) {
+            const int64_t t = t0 + first + i;
+            if (t < t_begin + c) {
+              float s = static_cast<float>(sqrt(part[i]));
+              if (isnan(s)) s = INFINITY;
+              scores[t] = s;  // 0 for padding positions (t >= N)
+            }
+          }
+        }
+      }
+      if (active && pooling) {
+        void* dst = side == 0 ? p.pool.q_ptr : (side == 1 ? p.pool.k_ptr : p.pool.v_ptr);
+        T* out = static_cast<T*>(dst) + ((b * src.heads + head) * n_coarse + j) * g.d;
+#pragma unroll
+        for (int v = 0; v < kVpl; ++v) {
+          const int vi = lane + v * kLanes;
+          if (vi < nvec) {
+#pragma unroll
+            for (int e = 0; e < kVec; ++e) acc[v][e] *= scale;
+            store_vec(out + vi * kVec, acc[v]);
+          }
         }
       }
     }
@@ -142,11 +179,16 @@ __global__ void __launch_bounds__(kThreads) level_kernel(ScoresParams p, int l) 
   }
 }
 
-template <typename T, int kVpl>
-void launch_scores(const ScoresParams& p, const ScoreLayout& lay, cudaStream_t stream) {
+template <typename T, int kLanes, int kVpl>
+void launch_scores(const ScoresParams& p, int nvec, cudaStream_t stream) {
   const int64_t heads = p.q_src.heads + p.k_src.heads + (p.pool.q_ptr != nullptr ? p.pool.v.heads : 0);
-  const int64_t tasks = p.g.B * p.g.level_size(p.g.L - 1) * heads;
-  scores_kernel<T, kVpl><<<grid_blocks(tasks, kThreads / lay.lanes), kThreads, 0, stream>>>(p, lay);
+  const int64_t tasks = p.g.level_size(p.g.L - 1) * heads;
+  if (tasks >= (int64_t{1} << 31) - kThreads || p.g.span(p.g.L - 1) >= (int64_t{1} << 30)) {
+    throw std::runtime_error("lighthouse CUDA scores: " + std::to_string(tasks) +
+                             " coarsest spans x heads per batch row exceed the kernel's 32-bit task index");
+  }
+  const dim3 grid(grid_blocks(tasks, kThreads / kLanes), static_cast<unsigned>(p.g.B < 65535 ? p.g.B : 65535));
+  scores_kernel<T, kLanes, kVpl><<<grid, kThreads, 0, stream>>>(p, nvec);
   LH_CHECK_LAUNCH();
   const int64_t scored = p.q_src.heads + p.k_src.heads;
   for (int l = 1; l < p.g.L; ++l) {
@@ -157,17 +199,17 @@ void launch_scores(const ScoresParams& p, const ScoreLayout& lay, cudaStream_t s
 
 template <typename T>
 void dispatch_scores(const ScoresParams& p, cudaStream_t stream) {
-  ScoreLayout lay;
-  lay.nvec = static_cast<int>(p.g.d / Vec<T>::kElems);
-  lay.lanes = 1;
-  while (lay.lanes < 32 && lay.lanes < lay.nvec) lay.lanes *= 2;
-  const int vpl = (lay.nvec + lay.lanes - 1) / lay.lanes;
-  if (vpl == 1) {
-    launch_scores<T, 1>(p, lay, stream);
-  } else if (vpl == 2) {
-    launch_scores<T, 2>(p, lay, stream);
-  } else if (vpl <= 4) {
-    launch_scores<T, 4>(p, lay, stream);
+  const int nvec = static_cast<int>(p.g.d / Vec<T>::kElems);
+  if (nvec <= 8) {
+    launch_scores<T, 8, 1>(p, nvec, stream);
+  } else if (nvec <= 16) {
+    launch_scores<T, 16, 1>(p, nvec, stream);
+  } else if (nvec <= 32) {
+    launch_scores<T, 32, 1>(p, nvec, stream);
+  } else if (nvec <= 64) {
+    launch_scores<T, 32, 2>(p, nvec, stream);
+  } else if (nvec <= 128) {
+    launch_scores<T, 32, 4>(p, nvec, stream);
   } else {
     throw std::runtime_error("lighthouse CUDA scores: head dim " + std::to_string(p.g.d) + " is too large");
   }
