@@ -17,6 +17,9 @@ def main() -> int:
         (torch.bfloat16, (1, 2048 + 9, 2, 1, 64, 3, 2, 256)),
         (torch.float16, (2, 1024, 2, 2, 128, 2, 4, 128)),
         (torch.float32, (1, 4096, 2, 1, 32, 4, 2, 256)),
+        # The smallest and largest row layouts: 4 and 32 lanes a row.
+        (torch.bfloat16, (1, 4096 + 5, 2, 2, 32, 3, 4, 256)),
+        (torch.float16, (1, 1024 + 3, 2, 1, 256, 2, 4, 128)),
     ]:
         q = torch.randn(B, N, H, d, device="cuda", dtype=dtype, requires_grad=True)
         kk = torch.randn(B, N, Hkv, d, device="cuda", dtype=dtype, requires_grad=True)

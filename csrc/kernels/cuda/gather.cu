@@ -79,7 +79,9 @@ __global__ void __launch_bounds__(kThreads)
     const int ji = y / pairs;
     const int h = (y - ji * pairs) % H;
     const int b = (y - ji * pairs) / H;
-    const SlotJob& job = jobs.job[ji];
+    // Constant indices only: a dynamic index into the kernel's parameters
+    // would copy them to local memory.
+    const SlotJob job = ji == 0 ? jobs.job[0] : (ji == 1 ? jobs.job[1] : jobs.job[2]);
     const int group = H / static_cast<int>(job.x.heads);
     const T* src = static_cast<const T*>(job.x.ptr) + b * job.x.batch_stride + (h / group) * job.x.head_stride;
     const T* coarse = job.coarse == nullptr
@@ -262,6 +264,7 @@ __global__ void __launch_bounds__(kThreads, 3)  // <= 80 registers: three blocks
 #pragma unroll
             for (int u = 0; u < kTok; ++u) {
               const int t = base + u * groups;
+              if (t > t_last) continue;  // past the chunk: its slots are not looked up
               float a[kVec];
               unpack(raw0[u], a, static_cast<const T*>(nullptr));
 #pragma unroll
