@@ -90,9 +90,14 @@ __global__ void __launch_bounds__(kThreads)
                                 (int64_t{b} * job.x.heads + h / group) * g.level_size(g.L - 1) * g.d;
     T* dst_row0 = static_cast<T*>(job.out.ptr) + b * job.out.batch_stride + h * job.out.head_stride;
     const int32_t* row_entries = entries + (int64_t{b} * H + h) * S;
-    for (int s = blockIdx.x * rows_per_block + static_cast<int>(threadIdx.x) / lay.lanes; s < S;
-         s += gridDim.x * rows_per_block) {
-      const int pyr = row_entries[s];
+    const int stride = gridDim.x * rows_per_block;
+    int s = blockIdx.x * rows_per_block + static_cast<int>(threadIdx.x) / lay.lanes;
+    int next = s < S ? row_entries[s] : 0;
+    for (; s < S; s += stride) {
+      // The next row's entry is read before this row's data: one memory
+      // round trip a row, not two.
+      const int pyr = next;
+      if (s + stride < S) next = row_entries[s + stride];
       const int l = g.level_of(pyr);
       const int j = pyr - static_cast<int>(g.level_offset[l]);
       T* dst = dst_row0 + s * job.out.seq_stride;
@@ -224,16 +229,18 @@ __global__ void __launch_bounds__(kThreads, 3)  // <= 80 registers: three blocks
         }
       }
       __syncthreads();
-      // Step 2: the rows of levels >= 1 (a missing one is never read).
+      // Step 2: the rows of levels >= 1; a missing one is staged as zeros.
+      // Adding +0 leaves every sum bit for bit as it was (a sum that starts
+      // at +0 is never -0), so step 3 adds every level without a check.
       for (int hl = 0; hl < group; ++hl) {
         const T* head_rows = rows_b + (hx * group + hl) * rows.head_stride;
         for (int sr = group_id; sr < staged_per_head; sr += groups) {
           const int32_t sl = slot[hl * per_head + level_slot[1] + sr];
-          if (sl < 0) continue;
           for (int v = 0; v < lay.row.vec_per_lane; ++v) {
             const int vi = lane + v * lay.row.lanes;
             staged[(hl * staged_per_head + sr) * row_vecs + vi] =
-                __ldg(reinterpret_cast<const uint4*>(head_rows + sl * rows.seq_stride + vi * kVec));
+                sl >= 0 ? __ldg(reinterpret_cast<const uint4*>(head_rows + sl * rows.seq_stride + vi * kVec))
+                        : make_uint4(0u, 0u, 0u, 0u);
           }
         }
       }
@@ -274,7 +281,6 @@ __global__ void __launch_bounds__(kThreads, 3)  // <= 80 registers: three blocks
                 const int j = level_index(t, shift, kShifted);
                 if (j < 0) continue;
                 const int rr = level_slot[l] + j - first_j[l];
-                if (head_slots[rr] < 0) continue;
                 unpack(head_staged[rr * row_vecs], a, static_cast<const T*>(nullptr));
                 const float scale = kScaled ? 1.0f / static_cast<float>(1 << shift) : 1.0f;
 #pragma unroll
@@ -301,7 +307,11 @@ void launch_slot_gather(const Geometry& g, const SlotJobs& jobs, const int32_t* 
   check_32bit(g, kShifted ? "scatter backward" : "gather");
   const RowLayout lay = row_layout<T>(g.d);
   const int64_t ys = jobs.count * g.B * g.H;
-  const dim3 grid(grid_blocks(g.S, kThreads / lay.lanes), static_cast<unsigned>(ys < kMaxGridY ? ys : kMaxGridY));
+  // About kRowsPerGroup rows for each lane group: the block's set-up (which
+  // tensor, row and head) is paid once for all of them.
+  constexpr int64_t kRowsPerGroup = 8;
+  const dim3 grid(grid_blocks(g.S, kThreads / lay.lanes * kRowsPerGroup),
+                  static_cast<unsigned>(ys < kMaxGridY ? ys : kMaxGridY));
   slot_gather_kernel<T, kShifted><<<grid, kThreads, 0, stream>>>(g, jobs, entries, lay);
   LH_CHECK_LAUNCH();
 }
