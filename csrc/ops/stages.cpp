@@ -54,6 +54,16 @@ void launch(const at::Device& device, const Params& params, CpuFn cpu_fn, CudaFn
 #define LH_CUDA_FN(name) [](const auto&, void*) {}
 #endif
 
+// Gather of several tensors: the CPU twin one by one, CUDA in one launch.
+void run_gather_all_cpu(const std::vector<GatherParams>& ps, const CpuExec& ex) {
+  for (const GatherParams& p : ps) run_gather_cpu(p, ex);
+}
+#ifdef LIGHTHOUSE_WITH_CUDA
+void run_gather_all(const std::vector<GatherParams>& ps, cudaStream_t stream) {
+  run_gather(ps.data(), static_cast<int>(ps.size()), stream);
+}
+#endif
+
 at::TensorOptions int_opts(const at::Device& device) { return at::TensorOptions().dtype(at::kInt).device(device); }
 
 }  // namespace
@@ -157,17 +167,7 @@ std::vector<at::Tensor> gather(const std::vector<at::Tensor>& xs, const Plan& pl
     params.push_back(p);
     inputs.push_back(x);
   }
-  const auto cpu_fn = [](const std::vector<GatherParams>& ps, const CpuExec& ex) {
-    for (const GatherParams& p : ps) run_gather_cpu(p, ex);
-  };
-#ifdef LIGHTHOUSE_WITH_CUDA
-  const auto cuda_fn = [](const std::vector<GatherParams>& ps, cudaStream_t s) {
-    run_gather(ps.data(), static_cast<int>(ps.size()), s);  // one launch for all
-  };
-#else
-  const auto cuda_fn = [](const std::vector<GatherParams>&, void*) {};
-#endif
-  launch(inputs[0].device(), params, cpu_fn, cuda_fn);
+  launch(inputs[0].device(), params, run_gather_all_cpu, LH_CUDA_FN(run_gather_all));
   return out;
 }
 

@@ -42,25 +42,30 @@ __device__ __forceinline__ void unpack(const uint4& raw, float (&out)[4], const 
   out[3] = __uint_as_float(raw.w);
 }
 
-__device__ __forceinline__ void unpack(const uint4& raw, float (&out)[8], const __nv_bfloat16*) {
-  const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    __nv_bfloat162 b;
-    memcpy(&b, &w[i], 4);
-    const float2 f = __bfloat1622float2(b);
-    out[2 * i] = f.x;
-    out[2 * i + 1] = f.y;
-  }
-}
+// The two-element vector type of a 16-bit float type and its conversions.
+template <typename T>
+struct HalfPair {};  // none for other types: the 16-bit overloads below drop out
+template <>
+struct HalfPair<__nv_bfloat16> {
+  using type = __nv_bfloat162;
+  static __device__ __forceinline__ float2 to_float2(type x) { return __bfloat1622float2(x); }
+  static __device__ __forceinline__ type from_floats(float a, float b) { return __floats2bfloat162_rn(a, b); }
+};
+template <>
+struct HalfPair<__half> {
+  using type = __half2;
+  static __device__ __forceinline__ float2 to_float2(type x) { return __half22float2(x); }
+  static __device__ __forceinline__ type from_floats(float a, float b) { return __floats2half2_rn(a, b); }
+};
 
-__device__ __forceinline__ void unpack(const uint4& raw, float (&out)[8], const __half*) {
+template <typename T, typename Pair = HalfPair<T>, typename = typename Pair::type>
+__device__ __forceinline__ void unpack(const uint4& raw, float (&out)[8], const T*) {
   const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    __half2 h;
+    typename Pair::type h;
     memcpy(&h, &w[i], 4);
-    const float2 f = __half22float2(h);
+    const float2 f = Pair::to_float2(h);
     out[2 * i] = f.x;
     out[2 * i + 1] = f.y;
   }
@@ -70,21 +75,12 @@ __device__ __forceinline__ uint4 pack(const float (&in)[4], const float*) {
   return make_uint4(__float_as_uint(in[0]), __float_as_uint(in[1]), __float_as_uint(in[2]), __float_as_uint(in[3]));
 }
 
-__device__ __forceinline__ uint4 pack(const float (&in)[8], const __nv_bfloat16*) {
+template <typename T, typename Pair = HalfPair<T>, typename = typename Pair::type>
+__device__ __forceinline__ uint4 pack(const float (&in)[8], const T*) {
   uint32_t w[4];
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    const __nv_bfloat162 b = __floats2bfloat162_rn(in[2 * i], in[2 * i + 1]);
-    memcpy(&w[i], &b, 4);
-  }
-  return make_uint4(w[0], w[1], w[2], w[3]);
-}
-
-__device__ __forceinline__ uint4 pack(const float (&in)[8], const __half*) {
-  uint32_t w[4];
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const __half2 h = __floats2half2_rn(in[2 * i], in[2 * i + 1]);
+    const typename Pair::type h = Pair::from_floats(in[2 * i], in[2 * i + 1]);
     memcpy(&w[i], &h, 4);
   }
   return make_uint4(w[0], w[1], w[2], w[3]);
@@ -100,6 +96,9 @@ template <typename T>
 __device__ __forceinline__ void store_vec(T* p, const float (&in)[Vec<T>::kElems]) {
   *reinterpret_cast<uint4*>(p) = pack(in, static_cast<const T*>(nullptr));
 }
+
+// A grid's y dimension for `items` (kernels loop over the rest).
+inline unsigned grid_y(int64_t items) { return static_cast<unsigned>(items < 65535 ? items : 65535); }
 
 inline unsigned grid_blocks(int64_t items, int64_t per_block) {
   const int64_t blocks = (items + per_block - 1) / per_block;

@@ -27,7 +27,6 @@ namespace cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kMaxGridY = 65535;
 
 struct RowLayout {
   int lanes;         // threads per row (a power of two <= 32)
@@ -165,9 +164,8 @@ __global__ void __launch_bounds__(kThreads)
 // Sums in the fixed order: heads, then levels.
 struct TokenLayout {
   RowLayout row;
-  int chunk;      // tokens per block task (a power of two)
-  int max_rows;   // staged rows (levels >= 1) per task, all heads of the group
-  int max_slots;  // looked-up slots per task, all heads and levels
+  int chunk;     // tokens per block task (a power of two)
+  int max_rows;  // staged rows (levels >= 1) per task, all heads of the group; the slots follow them
 };
 
 constexpr int kChunk = 128;  // tokens per block task, unless shared memory is short
@@ -187,7 +185,7 @@ __global__ void __launch_bounds__(kThreads, 4)  // <= 64 registers: four blocks 
   extern __shared__ uint4 smem[];
   const int row_vecs = static_cast<int>(g.d / kVec);
   uint4* staged = smem;                                                        // [max_rows][row_vecs]
-  int32_t* slot = reinterpret_cast<int32_t*>(smem + lay.max_rows * row_vecs);  // [max_slots]
+  int32_t* slot = reinterpret_cast<int32_t*>(smem + lay.max_rows * row_vecs);  // [group][per_head]
   __shared__ int first_j[kMaxLevels];         // first level-l index the chunk needs
   __shared__ int level_slot[kMaxLevels + 1];  // slot-array offset of (head 0, level l)
 
@@ -285,7 +283,7 @@ __global__ void __launch_bounds__(kThreads, 4)  // <= 64 registers: four blocks 
                 if (j < 0) continue;
                 const int rr = level_slot[l] + j - first_j[l];
                 unpack(head_staged[rr * row_vecs], a, static_cast<const T*>(nullptr));
-                const float scale = kScaled ? 1.0f / static_cast<float>(1 << shift) : 1.0f;
+                const float scale = kScaled ? __int_as_float((127 - shift) << 23) : 1.0f;  // 2^-shift, exact
 #pragma unroll
                 for (int e = 0; e < kVec; ++e) acc[u][e] += kScaled ? __fmul_rn(a[e], scale) : a[e];  // no FMA: as the CPU twin
               }
@@ -309,12 +307,10 @@ template <typename T, bool kShifted>
 void launch_slot_gather(const Geometry& g, const SlotJobs& jobs, const int32_t* entries, cudaStream_t stream) {
   check_32bit(g, kShifted ? "scatter backward" : "gather");
   const RowLayout lay = row_layout<T>(g.d);
-  const int64_t ys = jobs.count * g.B * g.H;
   // About kRowsPerGroup rows for each lane group: the block's set-up (which
   // tensor, row and head) is paid once for all of them.
   constexpr int64_t kRowsPerGroup = 8;
-  const dim3 grid(grid_blocks(g.S, kThreads / lay.lanes * kRowsPerGroup),
-                  static_cast<unsigned>(ys < kMaxGridY ? ys : kMaxGridY));
+  const dim3 grid(grid_blocks(g.S, kThreads / lay.lanes * kRowsPerGroup), grid_y(jobs.count * g.B * g.H));
   slot_gather_kernel<T, kShifted><<<grid, kThreads, 0, stream>>>(g, jobs, entries, lay);
   LH_CHECK_LAUNCH();
 }
@@ -323,29 +319,27 @@ template <typename T, bool kShifted, bool kScaled>
 void launch_token_gather(const Geometry& g, const SubTensor& rows, const TokenTensor& out, const int32_t* inv,
                          cudaStream_t stream) {
   check_32bit(g, kShifted ? "scatter" : "gather backward");
+  // Per head and chunk: at most chunk / c_l + 2 indices of level l >= 1 (the
+  // shifted ones can straddle one more span), and the chunk's level-0 ones.
+  // Chunks halve until the staged rows and slots fit the budget.
+  constexpr size_t kSmemBudget = 64 * 1024;  // keeps several blocks on an SM
+  const int64_t group = g.H / out.heads;
   TokenLayout lay;
   lay.row = row_layout<T>(g.d);
-  const int64_t group = g.H / out.heads;
-  // Per head and chunk: at most chunk / c_l + 2 indices of level l (the
-  // shifted ones can straddle one more span).
-  auto smem_for = [&](int chunk) {
+  size_t smem = 0;
+  for (lay.chunk = kChunk;; lay.chunk /= 2) {
     int64_t staged = 0;
-    for (int l = 1; l < g.L; ++l) staged += (chunk >> (l * g.log2_p)) + 2;
-    lay.chunk = chunk;
+    for (int l = 1; l < g.L; ++l) staged += (lay.chunk >> (l * g.log2_p)) + 2;
     lay.max_rows = static_cast<int>(group * staged);
-    lay.max_slots = static_cast<int>(group * (chunk + 2 + staged));
-    return static_cast<size_t>(lay.max_rows) * static_cast<size_t>(g.d) * sizeof(T) +
-           static_cast<size_t>(lay.max_slots) * sizeof(int32_t);
-  };
-  constexpr size_t kSmemBudget = 64 * 1024;  // keeps several blocks on an SM
-  size_t smem = smem_for(kChunk);
-  while (smem > kSmemBudget && lay.chunk > kTok) smem = smem_for(lay.chunk / 2);
+    smem = static_cast<size_t>(lay.max_rows) * static_cast<size_t>(g.d) * sizeof(T) +
+           static_cast<size_t>(group * (lay.chunk + 2 + staged)) * sizeof(int32_t);
+    if (smem <= kSmemBudget || lay.chunk <= kTok) break;
+  }
   if (smem > 48 * 1024) {
     LH_CUDA_CHECK(cudaFuncSetAttribute(token_gather_kernel<T, kShifted, kScaled>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   }
-  const int64_t ys = g.B * out.heads;
-  const dim3 grid(grid_blocks(g.N, lay.chunk), static_cast<unsigned>(ys < kMaxGridY ? ys : kMaxGridY));
+  const dim3 grid(grid_blocks(g.N, lay.chunk), grid_y(g.B * out.heads));
   token_gather_kernel<T, kShifted, kScaled><<<grid, kThreads, smem, stream>>>(g, rows, out, inv, lay);
   LH_CHECK_LAUNCH();
 }

@@ -189,7 +189,7 @@ void launch_scores(const ScoresParams& p, int nvec, cudaStream_t stream) {
     throw std::runtime_error("lighthouse CUDA scores: " + std::to_string(tasks) +
                              " coarsest spans x heads per batch row exceed the kernel's 32-bit task index");
   }
-  const dim3 grid(grid_blocks(tasks, kThreads / kLanes), static_cast<unsigned>(p.g.B < 65535 ? p.g.B : 65535));
+  const dim3 grid(grid_blocks(tasks, kThreads / kLanes), grid_y(p.g.B));
   scores_kernel<T, kLanes, kVpl><<<grid, kThreads, 0, stream>>>(p, nvec);
   LH_CHECK_LAUNCH();
   const int64_t scored = p.q_src.heads + p.k_src.heads;
