@@ -1,0 +1,121 @@
+/*
+ * Our Llama behind the evaluation interfaces, and checkpoint loading for
+ * evaluation (model_adapter.h).
+ */
+#include "eval/model_adapter.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include <stdexcept>
+#include <vector>
+
+#include "data/tokenizer.h"
+#include "io/files.h"
+#include "train/checkpoint.h"
+#include "train/runtime.h"
+
+namespace lighthouse::eval {
+
+at::Tensor LlamaEval::last_logits(const at::Tensor& tokens) {
+  at::NoGradGuard no_grad;
+  const at::Tensor logits = model_.forward(tokens.to(model_.device()));  // [B, N, V]
+  return logits.select(1, logits.size(1) - 1).to(at::kCPU, at::kFloat).contiguous();
+}
+
+at::Tensor LlamaEval::token_losses(const at::Tensor& tokens) {
+  at::NoGradGuard no_grad;
+  const int64_t B = tokens.size(0), N = tokens.size(1) - 1;
+  const at::Tensor t = tokens.to(model_.device());
+  const at::Tensor logits = model_.forward(t.narrow(1, 0, N));  // [B, N, V] fp32
+  const at::Tensor losses =
+      at::cross_entropy_loss(logits.reshape({B * N, logits.size(-1)}), t.narrow(1, 1, N).reshape({B * N}),
+                             /*weight=*/{}, at::Reduction::None, data::kPad);
+  return losses.view({B, N}).to(at::kCPU, at::kFloat).contiguous();
+}
+
+std::string layer_map(const model::Llama& m) {
+  std::string s;
+  for (const auto mode : m.layer_modes()) s += mode == model::AttentionMode::kDense ? 'D' : 'L';
+  return s;
+}
+
+std::string checkpoint_attention(const config::Config& c, int64_t step) {
+  const bool switched = c.stage2.start_step > 0 && step >= c.stage2.start_step;
+  return !config::uses_lighthouse(c) || switched ? "dense" : "lighthouse";
+}
+
+namespace {
+
+std::string base_name(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  const size_t slash = p.rfind('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+// The newest checkpoint under `path`; a directory of runs (e.g. runs/tiny
+// with two-stage/ and dense/) must hold exactly one.
+std::string find_checkpoint(const std::string& path) {
+  if (!io::is_directory(path)) throw train::CheckpointError("no such directory: " + path);
+  const std::string dir = train::latest_checkpoint(path);
+  if (!dir.empty()) return dir;
+  std::vector<std::string> runs;
+  for (const std::string& name : io::list_dir(path)) {
+    const std::string sub = path + "/" + name;
+    if (io::is_directory(sub) && !train::latest_checkpoint(sub).empty()) runs.push_back(sub);
+  }
+  if (runs.size() == 1) return train::latest_checkpoint(runs[0]);
+  if (runs.empty()) throw train::CheckpointError("no complete checkpoint in " + path);
+  std::string names;
+  for (const auto& r : runs) names += (names.empty() ? "" : ", ") + r;
+  throw std::invalid_argument(path + " holds several runs (" + names + "): pass one of them");
+}
+
+}  // namespace
+
+EvalModel load_model(const std::string& path, const std::string& attention, const DeviceOptions& dev) {
+  if (!attention.empty() && attention != "dense" && attention != "lighthouse") {
+    throw std::invalid_argument("attention must be dense or lighthouse, got '" + attention + "'");
+  }
+  const std::string dir = find_checkpoint(path);
+  train::Checkpoint ckpt = train::load_checkpoint(dir, /*with_optimizer=*/false);
+  config::TrainConfig tc;
+  tc.device = dev.device;
+  tc.precision = dev.precision;
+  tc.threads = dev.threads;
+  const train::Runtime rt = train::setup_runtime(tc);
+
+  EvalModel e;
+  e.config = ckpt.config;
+  e.checkpoint = dir;
+  e.run = base_name(train::run_dir_of(dir));
+  e.step = ckpt.step;
+  e.attention = attention.empty() ? checkpoint_attention(ckpt.config, ckpt.step) : attention;
+  e.device = rt.device.str();
+  e.precision = rt.compute_dtype == at::kBFloat16 ? "bf16" : "fp32";
+  config::ModelConfig mc = ckpt.config.model;
+  if (e.attention == "lighthouse") mc.attention = "lighthouse";
+  e.model = std::make_unique<model::Llama>(mc, ckpt.config.lighthouse, rt.device, /*seed=*/0);
+  e.model->load_weights(ckpt.weights);
+  e.model->set_compute_dtype(rt.compute_dtype);
+  if (e.attention == "dense") e.model->set_all_dense();
+  if (e.attention == "lighthouse" && !e.model->any_lighthouse()) {
+    throw std::invalid_argument("--attention lighthouse: every layer of this model is in model.dense_layers");
+  }
+  return e;
+}
+
+nlohmann::ordered_json EvalModel::meta() const {
+  return {{"checkpoint", checkpoint},
+          {"run", run},
+          {"step", step},
+          {"attention", attention},
+          {"layers", layer_map(*model)},
+          {"train_seq_len", config.train.seq_len},
+          {"parameters", model->num_parameters()},
+          {"device", device},
+          {"precision", precision}};
+}
+
+}  // namespace lighthouse::eval
