@@ -152,15 +152,18 @@ def plot_loss(out, paths):
                     solid_capstyle="butt")
             edges.add(b["last"])
     ax.set_xscale("log", base=2)
-    ticks = sorted(edges)
+    ticks = [1] + sorted(edges)
     ax.set_xticks(ticks, [si(t) for t in ticks])
     ax.set_xlim(0.8, max(ticks) * 1.15)
     ax.set_xlabel("position in the window (tokens of context before the target; log scale)")
     ax.set_ylabel("mean loss (nats per token)")
-    seq = sorted({r["seq_len"] for r in results})
-    windows = sorted({r["windows"] for r in results})
-    ax.set_title(f"Loss by position: {'/'.join(map(str, windows))} held-out windows of "
-                 f"{'/'.join(map(str, seq))} tokens ({si(results[0]['tokens'])} tokens)", fontsize=10)
+    shapes = {(r["windows"], r["seq_len"], r["tokens"]) for r in results}
+    if len(shapes) == 1:
+        w, n, t = shapes.pop()
+        ax.set_title(f"Loss by position: {w} held-out windows of {n} tokens ({si(t)} targets per model)", fontsize=10)
+    else:
+        ax.set_title("Loss by position on held-out windows (window counts and lengths differ: see each run's loss.json)",
+                     fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8)
     save(fig, out)
@@ -237,10 +240,10 @@ def plot_runs(out, paths):
                 ax.plot(vx, [v["val_loss"] for v in val], color=colour, linestyle="--", marker="o", markersize=4,
                         label=f"{name}: validation (final {val[-1]['val_loss']:.4f})")
         if switch is not None and any(r.get("stage") == 1 for r in m):
-            k = switch["step"] - 1
-            sx = (k * tokens_per_step[name], next(r["elapsed_s"] for r in m if r["step"] == k) / t_unit
-                  if any(r["step"] == k for r in m) else switch["elapsed_s"] / t_unit)
-            for ax, x in zip(axes, sx):
+            k = switch["step"] - 1  # the last Stage-1 step; the switch happens after it
+            before = [r for r in m if r["step"] == k]
+            at_time = (before[0] if before else switch)["elapsed_s"] / t_unit
+            for ax, x in zip(axes, (k * tokens_per_step[name], at_time)):
                 ax.axvline(x, color=colour, linestyle=":", linewidth=1.5)
                 ax.annotate(f"{name}: Lighthouse -> dense\nafter step {k}", xy=(x, 1.0),
                             xycoords=("data", "axes fraction"), xytext=(-4, -4), textcoords="offset points",
