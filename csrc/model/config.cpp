@@ -85,7 +85,8 @@ const std::vector<Field>& fields() {
       LH_FIELD(optim, warmup_steps, kInt, "linear warm-up steps"),
       LH_FIELD(optim, schedule, kString, "after warm-up: cosine | linear | constant"),
       LH_FIELD(optim, min_lr_ratio, kFloat, "final lr / peak lr (cosine, linear)"),
-      LH_FIELD(stage2, start_step, kInt, "steps of Stage 1; then every layer is dense. 0: no switch"),
+      LH_FIELD(stage2, start_step, kInt, "steps of Stage 1, then every layer is dense; 0: no switch; -1: by start_fraction"),
+      LH_FIELD(stage2, start_fraction, kFloat, "Stage 1 as a fraction of train.steps (nearest step, half down); 0: unused"),
       LH_FIELD(data, dir, kString, "packed corpus directory (packed automatically if missing)"),
       LH_FIELD(data, corpus, kString, "raw text corpus to pack; empty: the default corpus"),
       LH_FIELD(checkpoint, every, kInt, "steps between checkpoints; 0: at the switch and the end only"),
@@ -491,6 +492,14 @@ bool uses_lighthouse(const Config& c) {
          static_cast<int64_t>(resolved_dense_layers(c.model).size()) < c.model.layers;
 }
 
+int64_t switch_step(const Config& c) {
+  if (c.stage2.start_step >= 0) return c.stage2.start_step;
+  const double f = c.stage2.start_fraction;
+  if (!(f > 0 && f < 1) || c.train.steps < 1) return 0;
+  // Nearest step, a half rounded down: f * steps < steps, so no overflow.
+  return static_cast<int64_t>(std::ceil(f * static_cast<double>(c.train.steps) - 0.5));
+}
+
 int64_t min_seq_len(const LighthouseConfig& l) {
   int32_t log2_p = 0;
   while ((int64_t{1} << log2_p) < l.pool) ++log2_p;
@@ -614,9 +623,19 @@ void validate(const Config& c) {
   need(std::isfinite(o.min_lr_ratio) && o.min_lr_ratio >= 0 && o.min_lr_ratio <= 1,
        "optim.min_lr_ratio must be in [0, 1], got " + str(o.min_lr_ratio));
 
-  need(c.stage2.start_step >= 0 && (c.stage2.start_step == 0 || c.stage2.start_step < t.steps),
+  const Stage2Config& s2 = c.stage2;
+  need(s2.start_step >= -1 && (s2.start_step <= 0 || s2.start_step < t.steps),
        "stage2.start_step must be 0 (no switch) or below train.steps (" + str(t.steps) + "), got " +
-           str(c.stage2.start_step));
+           str(s2.start_step) + " (-1: the switch at stage2.start_fraction)");
+  const bool fraction_ok = std::isfinite(s2.start_fraction) && s2.start_fraction >= 0 && s2.start_fraction < 1;
+  need(fraction_ok, "stage2.start_fraction must be in [0, 1) (0: unused), got " + str(s2.start_fraction));
+  if (s2.start_step == -1 && fraction_ok && s2.start_fraction > 0 && t.steps >= 1) {
+    const int64_t at = switch_step(c);
+    need(at >= 1 && at < t.steps, "stage2.start_fraction (" + str(s2.start_fraction) + ") of train.steps (" +
+                                      str(t.steps) + ") puts the switch after step " + str(at) +
+                                      ", which must be in [1, train.steps - 1]: raise train.steps, change "
+                                      "stage2.start_fraction, or set stage2.start_step (0: no switch)");
+  }
   need(c.checkpoint.every >= 0, "checkpoint.every must be >= 0, got " + str(c.checkpoint.every));
   need(c.checkpoint.keep >= 1, "checkpoint.keep must be >= 1, got " + str(c.checkpoint.keep));
   need(c.eval.every >= 0, "eval.every must be >= 0, got " + str(c.eval.every));

@@ -85,10 +85,16 @@ struct OptimConfig {
   double min_lr_ratio = 0.1;        // final lr = lr * min_lr_ratio (cosine, linear)
 };
 
+// The stage switch: after switch_step(config) optimizer steps every
+// Lighthouse layer becomes dense for the rest of the run.
 struct Stage2Config {
-  // After this many steps, every Lighthouse layer becomes dense for the
-  // rest of the run; 0: no switch.
-  int64_t start_step = 0;
+  // -1: unset (start_fraction decides); 0: no switch; > 0: the switch after
+  // this many steps (wins over start_fraction).
+  int64_t start_step = -1;
+  // The switch after round(start_fraction * train.steps) steps (nearest
+  // step, a half rounded down: 0.75 of 2 steps is step 1), so a preset keeps
+  // its recipe when --steps changes. 0: unused (no switch unless start_step).
+  double start_fraction = 0;
 };
 
 struct DataConfig {
@@ -152,6 +158,11 @@ int64_t head_dim(const ModelConfig& m);
 std::vector<int64_t> resolved_dense_layers(const ModelConfig& m);
 // Whether any layer runs Lighthouse at the start of a run.
 bool uses_lighthouse(const Config& c);
+// The number of steps before the stage switch; 0: no switch. An explicit
+// stage2.start_step (>= 0) wins, else round(start_fraction * train.steps)
+// with a half rounded down; 0 for a fraction outside (0, 1) or no steps.
+// validate() makes sure a non-zero result is in [1, train.steps - 1].
+int64_t switch_step(const Config& c);
 // lighthouse min_sequence_length for the configured geometry.
 int64_t min_seq_len(const LighthouseConfig& l);
 
