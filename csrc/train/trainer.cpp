@@ -15,6 +15,7 @@
 #include "data/loader.h"
 #include "data/tokenizer.h"
 #include "io/files.h"
+#include "model/lighthouse_options.h"
 #include "train/checkpoint.h"
 #include "train/metrics.h"
 #include "train/optim.h"
@@ -203,10 +204,7 @@ Trainer::Trainer(const config::Config& cfg_in, const RunOptions& opt) : s_(std::
          " (D dense, L Lighthouse), context " + std::to_string(cfg.train.seq_len) + ", " +
          std::to_string(tokens_per_step) + " tokens/step, " + s.rt.describe());
   if (s.model->any_lighthouse()) {
-    Options o;
-    o.levels = cfg.lighthouse.levels;
-    o.pool = cfg.lighthouse.pool;
-    o.top_k = cfg.lighthouse.top_k;
+    const Options o = model::op_options(cfg.lighthouse);
     s.note("Lighthouse L=" + std::to_string(o.levels) + " p=" + std::to_string(o.pool) +
            " top_k=" + std::to_string(o.top_k) + " scorer=" + cfg.lighthouse.scorer + ": S=" +
            std::to_string(subsequence_length(cfg.train.seq_len, o)) + " of N=" + std::to_string(cfg.train.seq_len) +

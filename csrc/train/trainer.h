@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "model/config.h"
+#include "config/config.h"
 #include "model/llama.h"
 
 namespace lighthouse::data {

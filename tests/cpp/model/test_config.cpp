@@ -1,6 +1,8 @@
-// Config parser: presets, overrides, errors that name the key, and the
-// round-trip property parse_toml(to_toml(c)) == c over random configs
-// (TESTING.md item 16, config half; the fuzz target is tests/fuzz/config_fuzz.cpp).
+// The config library (csrc/config): presets, overrides, errors that name the
+// key and the value, the stage switch, the geometry rules shared with the op,
+// and the round-trip property parse_toml(to_toml(c)) == c over random
+// configs (TESTING.md item 16, config half; the fuzz target is
+// tests/fuzz/config_fuzz.cpp). Links no torch (ctest config_links_no_torch).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,7 +10,7 @@
 #include <random>
 #include <string>
 
-#include "model/config.h"
+#include "config/config.h"
 
 namespace lighthouse::config {
 namespace {
@@ -147,10 +149,10 @@ TEST(Config, ValidationSaysWhatToChange) {
   EXPECT_ERROR_HAS(validate(c), "model.vocab_size must hold the 259");
   c = load_preset("tiny");
   c.lighthouse.top_k = 100;
-  EXPECT_ERROR_HAS(validate(c), "lighthouse.top_k must be a positive multiple of 128");
+  EXPECT_ERROR_HAS(validate(c), "lighthouse.top_k must be a positive multiple of 128, got 100");
   c = load_preset("tiny");
   c.lighthouse.pool = 3;
-  EXPECT_ERROR_HAS(validate(c), "lighthouse.pool must be a power of two");
+  EXPECT_ERROR_HAS(validate(c), "lighthouse.pool must be a power of two >= 2, got 3");
   c = load_preset("tiny");
   c.model.dense_layers = {0, 9};
   EXPECT_ERROR_HAS(validate(c), "layer 9 does not exist in a 4-layer model");
@@ -255,6 +257,60 @@ TEST(Config, SwitchFractionErrorsNameBothValues) {
   c = load_preset("tiny");
   c.stage2.start_step = -2;
   EXPECT_ERROR_HAS(validate(c), "got -2 (-1: the switch at stage2.start_fraction)");
+}
+
+// The op checks N_pad % dilation for the dilated scorer; the validator must
+// too, or a config passes and its run fails on the first step (issue 8).
+TEST(Config, DilatedScorerNeedsAContextItsDilationDivides) {
+  Config c = load_preset("tiny");  // L=3, p=2, top_k=128: N pads to a multiple of 4
+  c.lighthouse.scorer = "dilated";
+  c.lighthouse.dilation = 8;
+  c.train.seq_len = 4100;  // pads to itself, 4 * 1025: not a multiple of 8
+  EXPECT_ERROR_HAS(validate(c), "lighthouse.dilation=8 must divide the padded sequence length 4100");
+  EXPECT_ERROR_HAS(validate(c), "Lower lighthouse.dilation to <= 4, or change train.seq_len");
+  c.train.seq_len = 4102;  // pads to 4104 = 8 * 513
+  EXPECT_NO_THROW(validate(c));
+  c.train.seq_len = 4100;
+  c.lighthouse.dilation = 4;
+  EXPECT_NO_THROW(validate(c));
+  c.lighthouse.dilation = 8;
+  c.model.attention = "dense";  // no Lighthouse layer: any context
+  EXPECT_NO_THROW(validate(c));
+  c.model.attention = "lighthouse";
+  c.lighthouse.scorer = "norm";  // the norm scorer ignores the dilation
+  EXPECT_NO_THROW(validate(c));
+  c.lighthouse.scorer = "dilated";
+  c.lighthouse.dilation = 6;
+  EXPECT_ERROR_HAS(validate(c), "lighthouse.dilation must be a power of two >= 1, got 6");
+}
+
+// The op's own limits, under the config's key names.
+TEST(Config, GeometryRulesAreTheOps) {
+  Config c = load_preset("tiny");
+  c.lighthouse.levels = 17;
+  EXPECT_ERROR_HAS(validate(c), "lighthouse.levels must be <= 16, got 17");
+  c = load_preset("tiny");
+  c.lighthouse.levels = 1;
+  EXPECT_ERROR_HAS(validate(c), "lighthouse.levels must be >= 2, got 1");
+  c = load_preset("tiny");
+  c.lighthouse.pool = 1 << 20;
+  EXPECT_ERROR_HAS(validate(c), "lighthouse.top_k * lighthouse.pool^(lighthouse.levels-1) = 128 * 1048576^2 exceeds 2^40");
+  c = load_preset("tiny");
+  c.train.seq_len = int64_t{3} << 30;  // the pyramid would have more than 2^31 entries per row
+  EXPECT_ERROR_HAS(validate(c), "sequence length train.seq_len=3221225472 is too long");
+}
+
+// Paths must be strictly valid UTF-8 (one decoder, io/utf8.h): an overlong
+// encoding of NUL is refused, as a real character is accepted.
+TEST(Config, PathsMustBeValidUtf8) {
+  Config c = load_preset("tiny");
+  c.train.run_dir = "runs/\xc0\x80";
+  EXPECT_ERROR_HAS(validate(c), "paths must be valid UTF-8");
+  c.train.run_dir = "runs/\xed\xa0\x80";  // a UTF-16 surrogate
+  EXPECT_ERROR_HAS(validate(c), "paths must be valid UTF-8");
+  c.train.run_dir = "runs/caf\xc3\xa9";
+  EXPECT_NO_THROW(validate(c));
+  EXPECT_EQ(parse_toml(to_toml(c), "round-trip").train.run_dir, c.train.run_dir);
 }
 
 TEST(Config, MinSeqLenIsTheSpecFormula) {
