@@ -12,7 +12,7 @@
 #include "eval/plot.h"
 #include "io/files.h"
 #include "io/safetensors_torch.h"
-#include "model/config.h"
+#include "config/config.h"
 #include "ops/checks.h"
 
 namespace lighthouse::eval {

@@ -41,7 +41,8 @@ std::string layer_map(const model::Llama& m) {
 }
 
 std::string checkpoint_attention(const config::Config& c, int64_t step) {
-  const bool switched = c.stage2.start_step > 0 && step >= c.stage2.start_step;
+  const int64_t at = config::switch_step(c);
+  const bool switched = at > 0 && step >= at;
   return !config::uses_lighthouse(c) || switched ? "dense" : "lighthouse";
 }
 

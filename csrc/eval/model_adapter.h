@@ -19,7 +19,7 @@
 
 #include "eval/loss.h"
 #include "eval/niah.h"
-#include "model/config.h"
+#include "config/config.h"
 #include "model/llama.h"
 
 namespace lighthouse::eval {
