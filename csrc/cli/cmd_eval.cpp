@@ -58,7 +58,7 @@ int eval_main(int argc, char** argv) {
   l->add_option("--seq-len", loss.seq_len, "window length (0: the training context)")->capture_default_str();
   l->add_option("--batches", loss.windows, "validation windows to evaluate (0: all of the split)")
       ->capture_default_str();
-  l->add_option("--batch", loss.batch, "windows per model call")->capture_default_str();
+  l->add_option("--batch", loss.batch, "windows per model call (0: 65536 tokens' worth)")->capture_default_str();
   l->add_option("--data", loss.data_dir, "packed dataset (default: the checkpoint's data.dir)");
   l->add_option("--out", loss.out_dir, "output directory (loss.json, loss_by_position.png)")->required();
   l->add_flag("--no-plot", [&](int64_t) { loss.plot = false; }, "write only the JSON");

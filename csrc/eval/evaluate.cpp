@@ -110,7 +110,7 @@ std::vector<LossResult> run_loss_job(const LossJob& job) {
     LossOptions o;
     o.data_dir = job.data_dir.empty() ? m.config.data.dir : job.data_dir;
     o.seq_len = job.seq_len > 0 ? job.seq_len : m.config.train.seq_len;
-    o.batch = job.batch;
+    o.batch = job.batch > 0 ? job.batch : std::max<int64_t>(1, 65536 / o.seq_len);
     o.windows = job.windows;
     o.label = job.quiet ? "" : "loss " + m.run;
     if (m.attention == "lighthouse" && o.seq_len < config::min_seq_len(m.config.lighthouse)) {

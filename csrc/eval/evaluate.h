@@ -43,7 +43,7 @@ struct LossJob {
   std::string attention;
   DeviceOptions device;
   int64_t seq_len = 0;     // 0: each checkpoint's train.seq_len
-  int64_t batch = 1;       // windows per model call
+  int64_t batch = 0;       // windows per model call; 0: max(1, 65536 / seq_len)
   int64_t windows = 0;     // 0: every validation window
   std::string data_dir;    // "": each checkpoint's data.dir
   std::string out_dir;

@@ -71,7 +71,7 @@ def si(x, _pos=None):
 
 
 def context_label(n):
-    """4096 -> 4K, 98304 -> 96K, 1000 -> 1000."""
+    """Token counts: 4096 -> 4K, 98304 -> 96K, 1000 -> 1000."""
     return f"{n // 1024}K" if n % 1024 == 0 else str(n)
 
 
@@ -153,7 +153,7 @@ def plot_loss(out, paths):
             edges.add(b["last"])
     ax.set_xscale("log", base=2)
     ticks = [1] + sorted(edges)
-    ax.set_xticks(ticks, [si(t) for t in ticks])
+    ax.set_xticks(ticks, [context_label(t) if t >= 1024 else str(t) for t in ticks])
     ax.set_xlim(0.8, max(ticks) * 1.15)
     ax.set_xlabel("position in the window (tokens of context before the target; log scale)")
     ax.set_ylabel("mean loss (nats per token)")
