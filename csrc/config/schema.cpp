@@ -66,6 +66,9 @@ const std::vector<Field>& fields() {
       LH_FIELD(checkpoint, keep, kInt, "newest checkpoints kept"),
       LH_FIELD(eval, every, kInt, "steps between validation passes; 0: at the end only"),
       LH_FIELD(eval, batches, kInt, "validation micro-batches per pass"),
+      LH_FIELD(eval, niah_every, kInt, "steps between passkey (NIAH) tests, also run at the end; 0: off"),
+      LH_FIELD(eval, niah_trials, kInt, "NIAH trials per (context, depth) cell"),
+      LH_FIELD(eval, niah_contexts, kIntList, "NIAH prompt lengths; empty: 4K, 8K, ... up to train.seq_len, plus it"),
       LH_FIELD(log, every, kInt, "steps between progress lines when not on a terminal"),
   };
   return f;

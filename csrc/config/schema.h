@@ -109,6 +109,11 @@ struct CheckpointConfig {
 struct EvalConfig {
   int64_t every = 0;    // steps between validation passes; 0: only at the end
   int64_t batches = 4;  // validation micro-batches per pass
+  // The passkey test (csrc/eval) inside training: every niah_every steps and
+  // at the end of the run; 0: off.
+  int64_t niah_every = 0;
+  int64_t niah_trials = 20;                // trials per (context, depth) cell
+  std::vector<int64_t> niah_contexts = {};  // empty: 4K, 8K, ... up to train.seq_len, plus train.seq_len
 };
 
 struct LogConfig {

@@ -125,6 +125,15 @@ void validate(const Config& c) {
   need(c.checkpoint.keep >= 1, "checkpoint.keep must be >= 1, got " + str(c.checkpoint.keep));
   need(c.eval.every >= 0, "eval.every must be >= 0, got " + str(c.eval.every));
   need(c.eval.batches >= 1, "eval.batches must be >= 1, got " + str(c.eval.batches));
+  need(c.eval.niah_every >= 0, "eval.niah_every must be >= 0 (0: off), got " + str(c.eval.niah_every));
+  need(c.eval.niah_trials >= 1, "eval.niah_trials must be >= 1, got " + str(c.eval.niah_trials));
+  for (const int64_t n : c.eval.niah_contexts) {
+    // Stage 1 runs the test with the Lighthouse layers on: the op's minimum length applies.
+    const int64_t min_n = uses_lighthouse(c) ? min_seq_len(l) : 1;
+    need(n >= min_n, "eval.niah_contexts: " + str(n) + " is below " + str(min_n) +
+                         (uses_lighthouse(c) ? ", the smallest context of the Lighthouse geometry" : "") +
+                         "; give longer contexts (or leave the list empty for the defaults)");
+  }
   need(c.log.every >= 1, "log.every must be >= 1, got " + str(c.log.every));
   // A string that is not valid UTF-8 could not be written as TOML and read back.
   for (const auto* s : {&t.run_dir, &c.data.dir, &c.data.corpus}) {

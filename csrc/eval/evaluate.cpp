@@ -71,10 +71,12 @@ NiahResult run_niah_job(const NiahJob& job) {
   const NiahProtocol p =
       niah_protocol(job, m.config.train.seq_len, lighthouse, config::min_seq_len(m.config.lighthouse));
   if (!job.quiet) {
+    const Json meta = m.meta();
     std::fprintf(stderr, "[niah] %s (step %lld, %s attention, layers %s) on %s, %s: %zu contexts x %zu depths x %lld trials\n",
                  m.checkpoint.c_str(), static_cast<long long>(m.step), m.attention.c_str(),
-                 layer_map(*m.model).c_str(), m.device.c_str(), m.precision.c_str(), p.contexts.size(),
-                 p.depths.size(), static_cast<long long>(p.trials));
+                 meta.at("layers").get<std::string>().c_str(), meta.at("device").get<std::string>().c_str(),
+                 meta.at("precision").get<std::string>().c_str(), p.contexts.size(), p.depths.size(),
+                 static_cast<long long>(p.trials));
   }
   LlamaEval model(*m.model);
   NiahOptions o;

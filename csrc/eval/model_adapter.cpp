@@ -93,8 +93,6 @@ EvalModel load_model(const std::string& path, const std::string& attention, cons
   e.run = base_name(train::run_dir_of(dir));
   e.step = ckpt.step;
   e.attention = attention.empty() ? checkpoint_attention(ckpt.config, ckpt.step) : attention;
-  e.device = rt.device.str();
-  e.precision = rt.compute_dtype == at::kBFloat16 ? "bf16" : "fp32";
   config::ModelConfig mc = ckpt.config.model;
   if (e.attention == "lighthouse") mc.attention = "lighthouse";
   e.model = std::make_unique<model::Llama>(mc, ckpt.config.lighthouse, rt.device, /*seed=*/0);
@@ -107,16 +105,19 @@ EvalModel load_model(const std::string& path, const std::string& attention, cons
   return e;
 }
 
+nlohmann::ordered_json model_meta(const model::Llama& m) {
+  return {{"attention", m.any_lighthouse() ? "lighthouse" : "dense"},
+          {"layers", layer_map(m)},
+          {"parameters", m.num_parameters()},
+          {"device", m.device().str()},
+          {"precision", m.compute_dtype() == at::kBFloat16 ? "bf16" : "fp32"}};
+}
+
 nlohmann::ordered_json EvalModel::meta() const {
-  return {{"checkpoint", checkpoint},
-          {"run", run},
-          {"step", step},
-          {"attention", attention},
-          {"layers", layer_map(*model)},
-          {"train_seq_len", config.train.seq_len},
-          {"parameters", model->num_parameters()},
-          {"device", device},
-          {"precision", precision}};
+  nlohmann::ordered_json j = {
+      {"checkpoint", checkpoint}, {"run", run}, {"step", step}, {"train_seq_len", config.train.seq_len}};
+  j.update(model_meta(*model));
+  return j;
 }
 
 }  // namespace lighthouse::eval

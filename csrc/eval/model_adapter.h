@@ -50,9 +50,8 @@ struct EvalModel {
   std::string run;         // the name of its run directory (e.g. "two-stage")
   int64_t step = 0;
   std::string attention;  // "dense" or "lighthouse" (layers outside model.dense_layers)
-  std::string device, precision;
   // What was evaluated, for the result files: checkpoint, run, step,
-  // attention, layers ("DLLD"), train_seq_len, parameters, device, precision.
+  // train_seq_len, then model_meta().
   nlohmann::ordered_json meta() const;
 };
 
@@ -70,5 +69,8 @@ EvalModel load_model(const std::string& path, const std::string& attention, cons
 
 // The model's layers as "D" (dense) / "L" (Lighthouse), e.g. "DLLD".
 std::string layer_map(const model::Llama& model);
+// What a result was computed with: attention ("lighthouse" if any layer
+// runs it, else "dense"), layers, parameters, device, precision.
+nlohmann::ordered_json model_meta(const model::Llama& model);
 
 }  // namespace lighthouse::eval

@@ -189,13 +189,15 @@ def expand_runs(paths):
     return list(zip(names, runs))
 
 
-def smooth(values, window):
-    out, acc = [], 0.0
-    for i, v in enumerate(values):
-        acc += v
-        if i >= window:
-            acc -= values[i - window]
-        out.append(acc / min(i + 1, window))
+def running_median(values, window):
+    """Median of the last `window` values at each step: single batches vary
+    by more than a nat on a small corpus, and a median keeps a few outlier
+    batches from drawing spikes that are not the model's."""
+    out = []
+    for i in range(len(values)):
+        part = sorted(values[max(0, i + 1 - window):i + 1])
+        n = len(part)
+        out.append(part[n // 2] if n % 2 else 0.5 * (part[n // 2 - 1] + part[n // 2]))
     return out
 
 
@@ -222,9 +224,9 @@ def plot_runs(out, paths):
     lows, highs = [], []
     for i, (name, m, val) in enumerate(data):
         colour = f"C{i}"
-        window = max(1, len(m) // 25)
+        window = max(1, len(m) // 10)
         losses = [r["loss"] for r in m]
-        smoothed = smooth(losses, window)
+        smoothed = running_median(losses, window)
         lows.append(min(smoothed + [v["val_loss"] for v in val]))
         highs.append(max(smoothed[len(smoothed) // 10:] + [v["val_loss"] for v in val[1:]] or smoothed))
         switch = next((r for r in m if r.get("stage") == 2), None)
@@ -232,7 +234,7 @@ def plot_runs(out, paths):
         for ax, xs in zip(axes, xs_by_axis):
             ax.plot(xs, losses, color=colour, alpha=0.2, linewidth=0.8)
             ax.plot(xs, smoothed, color=colour, linewidth=1.8,
-                    label=f"{name}: training (mean of {window} steps)" if window > 1 else f"{name}: training")
+                    label=f"{name}: training (median of {window} steps)" if window > 1 else f"{name}: training")
         if val:
             vx_tokens = [v["step"] * tokens_per_step[name] for v in val]
             vx_time = [v["elapsed_s"] / t_unit for v in val]
