@@ -154,6 +154,11 @@ int data_main(int argc, char** argv) {
                  "with --corpus: cap on the train tokens (e.g. 110M), whole documents in the seeded order; the "
                  "val split stays that of the full corpus")
       ->transform(CLI::AsSizeValue(true));
+  double recall_share = 0;
+  app.add_option("--recall-share", recall_share,
+                 "with --corpus: add synthetic retrieval documents (a fact asked for at the end; templates and "
+                 "filler disjoint from the passkey test's) of this share of the train tokens, e.g. 0.01")
+      ->check(CLI::Range(0.0, 0.5));
   app.add_option("--shard-mb", shard_mb, "shard size in MB (1e6 bytes)")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
@@ -188,6 +193,7 @@ int data_main(int argc, char** argv) {
     c.out_dir = app.count("--out") ? opt.out_dir : "data/" + corpus;
     c.seed = opt.seed;
     c.max_train_tokens = max_train_tokens;
+    c.recall_share = recall_share;
     c.shard_bytes = opt.shard_bytes;
     return corpus_main(c, quiet);
   }
@@ -197,6 +203,7 @@ int data_main(int argc, char** argv) {
   }
   if (max_train_tokens != 0)
     throw std::runtime_error("--max-train-tokens goes with --corpus large; cap files/directories with --max-bytes");
+  if (recall_share != 0) throw std::runtime_error("--recall-share goes with --corpus large");
   if (!root.empty()) throw std::runtime_error("--root goes with --corpus large");
 
   if (inputs.empty()) {

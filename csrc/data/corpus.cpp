@@ -24,6 +24,7 @@
 #include "data/archive.h"
 #include "data/pack_output.h"
 #include "data/rng.h"
+#include "data/recall_mix.h"
 #include "data/tokenizer.h"
 #include "io/files.h"
 
@@ -34,6 +35,7 @@ using detail::Json;
 
 constexpr uint64_t kSourceStream = 3;  // per-source order for max_bytes (index: source)
 constexpr uint64_t kOrderStream = 4;   // order of all documents: val first, then train
+constexpr uint64_t kRecallInsertStream = 6;  // positions of the synthetic retrieval documents
 
 [[noreturn]] void fail(const std::string& msg) { throw std::runtime_error(msg); }
 
@@ -468,6 +470,54 @@ CorpusPackSummary pack_corpus(const CorpusPackOptions& opt) {
   }
   if (train.empty()) fail("corpus '" + corpus.name + "': no document left for train (val_fraction too large?)");
 
+  // 5. Synthetic retrieval documents, train only, at seeded positions.
+  std::vector<size_t> recall_docs;
+  if (opt.recall_share > 0) {
+    if (!(opt.recall_share < 1.0)) fail("recall_share must be in [0, 1), got " + std::to_string(opt.recall_share));
+    SourceSummary ss;
+    ss.name = "recall-mix";
+    ss.kind = "synthetic";
+    ss.licence = std::string("generated (") + kRecallGenerator + ")";
+    uint64_t real = 0;
+    for (size_t d : train) real += docs[d].bytes + 2;
+    const double target = opt.recall_share * static_cast<double>(real);
+    uint64_t made = 0;
+    for (uint64_t i = 0; static_cast<double>(made) < target; ++i) {
+      const RecallDocument r = recall_document(opt.seed, i, opt.recall_min_bytes, opt.recall_max_bytes);
+      Entry e;
+      e.source = static_cast<int>(nsrc);
+      e.name = "recall#" + std::to_string(i);
+      e.bytes = r.text.size();
+      e.sha256 = io::sha256_hex(r.text);
+      e.spool = spool.append(r.text);
+      entries.push_back(std::move(e));
+      Doc d;
+      d.entry = entries.size() - 1;
+      d.name = entries.back().name;
+      d.spool = entries.back().spool;
+      d.bytes = entries.back().bytes;
+      d.split = Doc::kTrain;
+      docs.push_back(std::move(d));
+      recall_docs.push_back(docs.size() - 1);
+      made += r.text.size() + 2;
+      ++ss.files;
+      ++ss.documents;
+      ss.text_bytes += r.text.size();
+    }
+    sum.sources.push_back(std::move(ss));
+    SplitMix64 at(mix_seed(opt.seed, kRecallInsertStream, 0));
+    std::vector<std::pair<uint64_t, size_t>> pos;  // (index in the real train order, document)
+    for (size_t d : recall_docs) pos.emplace_back(at.below(train.size() + 1), d);
+    std::stable_sort(pos.begin(), pos.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<size_t> mixed;
+    size_t j = 0;
+    for (size_t i = 0; i <= train.size(); ++i) {
+      while (j < pos.size() && pos[j].first == i) mixed.push_back(pos[j++].second);
+      if (i < train.size()) mixed.push_back(train[i]);
+    }
+    train = std::move(mixed);
+  }
+
   // Shards from the spool.
   auto write = [&](const char* name, const std::vector<size_t>& list) {
     std::vector<uint64_t> sizes;
@@ -494,7 +544,7 @@ CorpusPackSummary pack_corpus(const CorpusPackOptions& opt) {
       ++sum.pack.files_unused;
     }
   }
-  sum.pack.files_seen = static_cast<int64_t>(entries.size());
+  sum.pack.files_seen = static_cast<int64_t>(entries.size() - recall_docs.size());
   sum.pack.files_skipped = static_cast<int64_t>(sum.pack.skipped.size());
   sum.pack.train_documents = tr.documents;
   sum.pack.val_documents = va.documents;
@@ -524,6 +574,10 @@ CorpusPackSummary pack_corpus(const CorpusPackOptions& opt) {
              tsv_field(doc.name) + "\t\n";
     }
   }
+  for (size_t d : recall_docs) {
+    const Entry& e = entries[docs[d].entry];
+    tsv += "train\trecall-mix\t" + std::to_string(e.bytes) + "\t" + e.sha256 + "\t" + e.name + "\t\n";
+  }
   io::write_file_atomic(partial + "/documents.tsv", tsv);
   sum.pack.bytes_on_disk += tsv.size();
 
@@ -536,6 +590,7 @@ CorpusPackSummary pack_corpus(const CorpusPackOptions& opt) {
                   {"seed", opt.seed},
                   {"max_bytes", 0},
                   {"max_train_tokens", opt.max_train_tokens},
+                  {"recall_share", opt.recall_share},
                   {"shard_bytes", opt.shard_bytes}};
   m["inputs"] = Json::array({root});
   Json sources = Json::array();
@@ -566,6 +621,21 @@ CorpusPackSummary pack_corpus(const CorpusPackOptions& opt) {
                  {"root", root},
                  {"documents_file", "documents.tsv"},
                  {"sources", std::move(sources)}};
+  if (opt.recall_share > 0) {
+    const SourceSummary& rs = sum.sources.back();
+    Json templates = Json::array();
+    for (const RecallTemplate& t : recall_templates()) templates.push_back({{"fact", t.fact}, {"question", t.question}});
+    m["corpus"]["recall_mix"] = {{"generator", kRecallGenerator},
+                                 {"share", opt.recall_share},
+                                 {"seed", opt.seed},
+                                 {"min_bytes", opt.recall_min_bytes},
+                                 {"max_bytes", opt.recall_max_bytes},
+                                 {"documents", rs.documents},
+                                 {"train_tokens", rs.train_tokens},
+                                 {"templates", templates},
+                                 {"filler", "sentences of lower-case consonant-vowel words, capitalised first word, "
+                                            "no digits"}};
+  }
   m["counts"] = {{"files_seen", sum.pack.files_seen},
                  {"files_skipped", sum.pack.files_skipped - sum.duplicates},
                  {"duplicates", sum.duplicates},

@@ -36,6 +36,9 @@
  *     capped pack's train documents are the first train documents of the
  *     uncapped pack: `--max-train-tokens` makes a smaller valid dataset with
  *     the same validation split and its own dataset id.
+ *  5. With recall_share > 0, synthetic retrieval documents (recall_mix.h)
+ *     of recall_share times the train tokens are inserted into the train
+ *     order at seeded positions (source "recall-mix", kind "synthetic").
  * The text is spooled to "<out>.partial/spool.tmp" while reading (the
  * kernel alone is 1.3 GB), not held in memory. Output: pack.h's format plus
  * documents.tsv (one line per file/member/piece: split, source, bytes,
@@ -99,6 +102,11 @@ struct CorpusPackOptions {
   uint64_t seed = 0;
   uint64_t max_train_tokens = 0;  // 0: all
   uint64_t shard_bytes = 16u << 20;
+  // Synthetic retrieval documents (recall_mix.h) added to train: this share
+  // of the real train tokens (e.g. 0.01), each document inserted at a seeded
+  // position of the train order; val stays natural text. 0: none.
+  double recall_share = 0;
+  int64_t recall_min_bytes = 1024, recall_max_bytes = 32768;
   std::function<void(const CorpusProgress&)> progress;  // optional, after each file/member
 };
 

@@ -295,18 +295,6 @@ StudyPlan plan_study(const config::Config& base, std::vector<double> fractions) 
 StudyReport run_study(const StudyPlan& plan, const StudyOptions& opt) {
   const std::string out = opt.out_dir.empty() ? plan.base.train.run_dir : opt.out_dir;
   io::make_dirs(out);
-  // The study's identity: the same base config and fractions, or refuse.
-  std::string identity = config::to_toml(plan.base) + "\n# study fractions:";
-  for (double f : plan.fractions) identity += " " + fixed(f, 6);
-  identity += "\n";
-  const std::string id_path = join(out, "study.toml");
-  if (io::is_regular_file(id_path)) {
-    if (io::read_file(id_path) != identity)
-      throw std::runtime_error("'" + out + "' holds a study of another config or other fractions (" + id_path +
-                               "): continue it with that config, or choose another --out");
-  } else {
-    io::write_file_atomic(id_path, identity);
-  }
   // The study's data must be there: never pack a default corpus in its place.
   const std::string data_dir = plan.base.data.dir;
   if (!io::is_regular_file(join(data_dir, "manifest.json")))
@@ -329,6 +317,18 @@ StudyReport run_study(const StudyPlan& plan, const StudyOptions& opt) {
                    static_cast<long long>(windows), static_cast<double>(rows) / static_cast<double>(windows));
   }
 
+  // The study's identity: the same base config and fractions, or refuse.
+  std::string identity = config::to_toml(plan.base) + "\n# study fractions:";
+  for (double f : plan.fractions) identity += " " + fixed(f, 6);
+  identity += "\n";
+  const std::string id_path = join(out, "study.toml");
+  if (io::is_regular_file(id_path)) {
+    if (io::read_file(id_path) != identity)
+      throw std::runtime_error("'" + out + "' holds a study of another config or other fractions (" + id_path +
+                               "): continue it with that config, or choose another --out");
+  } else {
+    io::write_file_atomic(id_path, identity);
+  }
   const auto started = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(); };
   StudyProgress progress(plan, opt.quiet);

@@ -17,6 +17,7 @@
 #include "data/archive.h"
 #include "data/corpus.h"
 #include "data/pack.h"
+#include "data/recall_mix.h"
 #include "data/verify.h"
 #include "io/files.h"
 #include "test_util.h"
@@ -379,6 +380,76 @@ TEST(CorpusSpec, LargeCorpus) {
     EXPECT_FALSE(s.include.empty()) << s.name;
   }
   EXPECT_GT(c.val_fraction, 0.0);
+}
+
+// ---------------------------------------------------------------- retrieval mix
+
+TEST(RecallMix, DocumentsAreDeterministicAndDisjointFromThePasskeyTest) {
+  std::set<int> templates;
+  for (uint64_t i = 0; i < 200; ++i) {
+    const RecallDocument d = recall_document(9, i, 1000, 20000);
+    EXPECT_EQ(d.text, recall_document(9, i, 1000, 20000).text);
+    EXPECT_NE(d.text, recall_document(10, i, 1000, 20000).text);
+    templates.insert(d.template_index);
+    ASSERT_GE(d.key.size(), 1u);
+    ASSERT_LE(d.key.size(), 6u);
+    // Ends with the answer; the fact states it once, before the question.
+    EXPECT_EQ(d.text.substr(d.text.size() - d.key.size() - 1), d.key + "\n");
+    const size_t fact_end = d.text.find(". ", d.fact_offset);
+    EXPECT_NE(d.text.substr(d.fact_offset, fact_end - d.fact_offset).find(d.key), std::string::npos);
+    // Digits only in the fact and the answer: the filler has none.
+    size_t digits = 0;
+    for (char c : d.text) digits += c >= '0' && c <= '9';
+    EXPECT_EQ(digits, 2 * d.key.size());
+    for (const char* eval_word : {"passkey", "Passkey", "Remember", "What is the"})
+      EXPECT_EQ(d.text.find(eval_word), std::string::npos) << eval_word;
+    EXPECT_GE(d.text.size(), 900u);
+    EXPECT_LE(d.text.size(), 20200u);
+    EXPECT_EQ(classify_text(d.text), "");
+  }
+  EXPECT_EQ(templates.size(), recall_templates().size());
+}
+
+// In a pack: train only, the share asked for, the real documents' order kept.
+TEST(CorpusPack, RecallMixIsAddedToTrainOnly) {
+  TempDir tmp;
+  const std::string root = tmp / "root";
+  const Fixture f = make_fixture(root);
+  const CorpusPackSummary plain = pack_fixture(f, root, tmp / "plain");
+  CorpusPackOptions o;
+  o.corpus = f.corpus();
+  o.root = root;
+  o.out_dir = tmp / "mix";
+  o.recall_share = 0.05;
+  o.recall_min_bytes = 200;
+  o.recall_max_bytes = 2000;
+  const CorpusPackSummary mix = pack_corpus(o);
+  EXPECT_NE(mix.pack.dataset_id, plain.pack.dataset_id);
+  EXPECT_EQ(slurp(tmp / "mix/val.idx"), slurp(tmp / "plain/val.idx"));
+  const SourceSummary& rs = mix.sources.back();
+  ASSERT_EQ(rs.name, "recall-mix");
+  EXPECT_EQ(rs.val_documents, 0);
+  EXPECT_GE(static_cast<double>(rs.train_tokens), 0.05 * static_cast<double>(plain.pack.train_tokens));
+  EXPECT_LT(static_cast<double>(rs.train_tokens), 0.05 * static_cast<double>(plain.pack.train_tokens) + 2002);
+  EXPECT_EQ(mix.pack.train_tokens, plain.pack.train_tokens + rs.train_tokens);
+  // Take the synthetic documents out: the plain pack's train order.
+  const auto real = documents(read_packed_split(tmp / "plain", Split::kTrain));
+  std::vector<std::string> rest;
+  int64_t synthetic = 0;
+  for (const std::string& d : documents(read_packed_split(tmp / "mix", Split::kTrain))) {
+    bool is_recall = false;
+    for (uint64_t i = 0; i < static_cast<uint64_t>(rs.documents) && !is_recall; ++i)
+      is_recall = d == recall_document(0, i, 200, 2000).text;
+    if (is_recall) {
+      ++synthetic;
+    } else {
+      rest.push_back(d);
+    }
+  }
+  EXPECT_EQ(synthetic, rs.documents);
+  EXPECT_GT(synthetic, 2);
+  EXPECT_EQ(rest, real);
+  EXPECT_NE(slurp(tmp / "mix/manifest.json").find("\"generator\": \"lighthouse-recall-v1\""), std::string::npos);
 }
 
 // ---------------------------------------------------------------- verify
