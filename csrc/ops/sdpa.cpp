@@ -7,7 +7,7 @@
 #include <ATen/core/grad_mode.h>
 #include <c10/util/Exception.h>
 
-#include <cmath>
+#include <optional>
 
 #ifdef LIGHTHOUSE_WITH_CUDA
 #include <ATen/native/transformers/cuda/sdp_utils.h>
@@ -89,8 +89,13 @@ SdpaBackend resolve_backend(SdpaBackend requested, const at::Tensor& q, const at
 namespace detail {
 
 at::Tensor causal_sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, SdpaBackend requested) {
-  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  const SdpaBackend backend = resolve_backend(requested, q, k, v);
+  // The default scale, 1/sqrt(d), which every backend computes as
+  // 1.0 / std::sqrt(double(d)) from the (possibly symbolic) head dim.
+  const std::optional<double> scale = std::nullopt;
+  SdpaBackend backend = resolve_backend(requested, q, k, v);
+  // Meta tensors carry shapes only, and of the stock kernels only the math
+  // composite has C++ meta support (FakeTensor reports a real device).
+  if (q.is_meta()) backend = SdpaBackend::kMath;
   const bool need_lse = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
   switch (backend) {
     case SdpaBackend::kMath:
