@@ -92,10 +92,14 @@ at::Tensor causal_sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tenso
   // The default scale, 1/sqrt(d), which every backend computes as
   // 1.0 / std::sqrt(double(d)) from the (possibly symbolic) head dim.
   const std::optional<double> scale = std::nullopt;
-  SdpaBackend backend = resolve_backend(requested, q, k, v);
-  // Meta tensors carry shapes only, and of the stock kernels only the math
-  // composite has C++ meta support (FakeTensor reports a real device).
-  if (q.is_meta()) backend = SdpaBackend::kMath;
+  const SdpaBackend backend = resolve_backend(requested, q, k, v);
+  if (q.is_meta()) {
+    // Meta tensors (shapes only; FakeTensor reports its real device and does
+    // not come here): no stock SDPA kernel has a C++ Meta kernel (Python
+    // registers them), so the output shape comes from softmax(q k^T) v, whose
+    // ops have one. The causal mask changes no shape.
+    return at::matmul(at::softmax(at::matmul(q, k.transpose(-2, -1)), -1), v);
+  }
   const bool need_lse = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
   switch (backend) {
     case SdpaBackend::kMath:
