@@ -83,8 +83,15 @@ class LlamaBlock(nn.Module):
         k = rotate(self.wk(h).view(b, n, self.kv_heads, self.head_dim), cos, sin)
         return q, k, self.wv(h).view(b, n, self.kv_heads, self.head_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, return_selection: bool = False):
+        """x [B, N, dim] -> [B, N, dim]; with return_selection also the entries
+        (int64 [B, H, S]) that select() picks from this call's own q and k, i.e.
+        the selection the Lighthouse layer used (compiled code included)."""
         b, n, _ = x.shape
-        x = x + self.wo(self.attention(*self.qkv(x)).reshape(b, n, -1))
+        q, k, v = self.qkv(x)
+        x = x + self.wo(self.attention(q, k, v).reshape(b, n, -1))
         h = self.mlp_norm(x)
-        return x + self.w_down(F.silu(self.w_gate(h)) * self.w_up(h))
+        out = x + self.w_down(F.silu(self.w_gate(h)) * self.w_up(h))
+        if return_selection:
+            return out, torch.ops.lighthouse.select(q.detach(), k.detach(), *self.config)
+        return out

@@ -50,15 +50,17 @@ def data(n: int, seed: int, dtype=torch.float32):
     return x.to(dtype), w.to(dtype)
 
 
-def forward_backward(fn, params, x, w, dynamic=False):
+def forward_backward(fn, params, x, w, dynamic=False, **kw):
     """Output and gradients (x first, then params) of sum(fn(x) * w); `dynamic`
-    marks the sequence length of x dynamic for torch.compile."""
+    marks the sequence length of x dynamic for torch.compile. With
+    return_selection=True in kw, also the selection the block used."""
     x = x.detach().requires_grad_()
     if dynamic:
         torch._dynamo.mark_dynamic(x, 1)
-    out = fn(x)
+    out = fn(x, **kw)
+    out, selection = out if isinstance(out, tuple) else (out, None)
     grads = torch.autograd.grad((out * w).sum(), [x, *params])
-    return out.detach(), grads
+    return out.detach(), grads, selection
 
 
 def test_compiled_block_matches_eager_without_recompiles():
@@ -68,7 +70,7 @@ def test_compiled_block_matches_eager_without_recompiles():
     compiled = torch.compile(blk, fullgraph=True, backend="inductor")
     ref_blk = copy.deepcopy(blk).double()
     stock_blk = copy.deepcopy(blk)
-    stock_blk.attention_impl = lambda q, k, v: oracle.attention(
+    stock_blk.attention_impl = lambda q, k, v: oracle.attention(  # the same computation in stock ops
         q, k, v, *blk.config, entries=stock_blk.entries, dtype=q.dtype, sdpa=stock_sdpa("auto"))
     stock_compiled = torch.compile(stock_blk, backend="inductor")  # graph breaks allowed
     # A padded N, a second step, another length. (Inductor's CPU code guards
@@ -76,10 +78,9 @@ def test_compiled_block_matches_eager_without_recompiles():
     for step, n in enumerate((301, 301, 520)):
         x, w = data(n, seed=10 + step)
         with torch._dynamo.config.patch(error_on_recompile=step > 0):
-            got = forward_backward(compiled, list(blk.parameters()), x, w, dynamic=True)
-        with torch.no_grad():
-            q, k, _ = blk.qkv(x)
-            ref_blk.entries = stock_blk.entries = torch.ops.lighthouse.select(q, k, *blk.config)
+            got = forward_backward(compiled, list(blk.parameters()), x, w, dynamic=True, return_selection=True)
+        # The reference and the stock path use the selection the compiled block made.
+        ref_blk.entries = stock_blk.entries = got[2]
         stock = forward_backward(stock_compiled, list(stock_blk.parameters()), x, w)
         ref = forward_backward(ref_blk, list(ref_blk.parameters()), x.double(), w.double())
         assert_within_rule(f"N={n} out", got[0], ref[0], stock[0], "out")
