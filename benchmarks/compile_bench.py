@@ -1,8 +1,9 @@
 """Compiled vs eager: forward+backward time of one Llama block whose attention
 is torch.ops.lighthouse.attention (tests/python/llama_block.py), on one GPU.
 
-torch.compile(fullgraph=True, backend="inductor") with the sequence length
-marked dynamic; compile time is excluded (warm-up calls first); each
+torch.compile(fullgraph=True, backend="inductor"), for the fixed length
+(--dynamic: the sequence length marked dynamic); compile time is excluded
+(warm-up calls first); each
 timing is the median of CUDA-event timings of forward+backward (output times
 a fixed gradient). Defaults: the paper-530m block (d_model 1024, 8 heads of
 128, SwiGLU 1536, Lighthouse L=3, p=4, top_k=1536) in bfloat16 at 32K tokens.
@@ -55,6 +56,7 @@ def main() -> int:
     ap.add_argument("--config", type=int, nargs=3, default=(3, 4, 1536), metavar=("L", "P", "TOP_K"))
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--dynamic", action="store_true", help="mark the sequence length dynamic")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
@@ -62,7 +64,8 @@ def main() -> int:
     blk = LlamaBlock(args.dim, args.heads, args.kv_heads, args.hidden, tuple(args.config)).cuda().bfloat16()
     x = torch.randn(1, args.n, args.dim, device="cuda", dtype=torch.bfloat16, requires_grad=True)
     grad = torch.randn_like(x)
-    torch._dynamo.mark_dynamic(x, 1)
+    if args.dynamic:
+        torch._dynamo.mark_dynamic(x, 1)
     compiled = torch.compile(blk, fullgraph=True, backend="inductor")
 
     t0 = time.perf_counter()
@@ -71,7 +74,7 @@ def main() -> int:
     compile_s = time.perf_counter() - t0
 
     result = {"n": args.n, "dim": args.dim, "heads": args.heads, "kv_heads": args.kv_heads, "hidden": args.hidden,
-              "config": list(args.config), "dtype": "bfloat16", "compile_s": compile_s,
+              "config": list(args.config), "dtype": "bfloat16", "dynamic": args.dynamic, "compile_s": compile_s,
               "device": torch.cuda.get_device_name(0), "torch": torch.__version__, "reps": args.reps}
     with torch._dynamo.config.patch(error_on_recompile=True):
         for name, fn in (("eager", blk), ("compiled", compiled), ("eager", blk), ("compiled", compiled)):

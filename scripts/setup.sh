@@ -54,7 +54,8 @@ install_pip() {
 # install it. The op library builds in build/python/ (kept between runs) with
 # the compiler of $BUILD_DIR, so ccache serves the objects it already built.
 install_package_venv() {
-  local venv=$1 cxx
+  local venv cxx
+  venv=$(realpath -m "$1")
   log "fresh virtual environment $venv (sees the system's site packages)"
   rm -rf "$venv"
   "$PYTHON" -m venv --system-site-packages "$venv"
