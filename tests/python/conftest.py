@@ -3,12 +3,16 @@ importable, import `lighthouse` (registers torch.ops.lighthouse.*), seed torch.
 
 `lighthouse` is whatever Python finds: scripts/test.sh runs these tests with
 the package installed into a fresh virtual environment (pip install
---no-build-isolation .), without python/ on the path. Developers can run them
-against a build tree instead: PYTHONPATH=python LIGHTHOUSE_LIBRARY=build/liblighthouse_ops.so.
+--no-build-isolation .), without python/ on the path
+(LIGHTHOUSE_TEST_INSTALLED=1). Developers can run them against a build tree
+instead: with PYTHONPATH=python, the source package (which has no library
+of its own) loads $LIGHTHOUSE_BUILD_DIR/liblighthouse_ops.so unless
+LIGHTHOUSE_LIBRARY says otherwise.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -27,6 +31,11 @@ BUILD_DIR = Path(os.environ.get("LIGHTHOUSE_BUILD_DIR", "build"))
 if not BUILD_DIR.is_absolute():
     BUILD_DIR = REPO / BUILD_DIR
 os.environ["LIGHTHOUSE_BUILD_DIR"] = str(BUILD_DIR)
+
+if os.environ.get("LIGHTHOUSE_TEST_INSTALLED") != "1" and "LIGHTHOUSE_LIBRARY" not in os.environ:
+    spec = importlib.util.find_spec("lighthouse")
+    if spec is not None and spec.origin and not (Path(spec.origin).parent / "liblighthouse_ops.so").exists():
+        os.environ["LIGHTHOUSE_LIBRARY"] = str(BUILD_DIR / "liblighthouse_ops.so")
 
 import lighthouse  # noqa: E402  (registers torch.ops.lighthouse.*)
 
