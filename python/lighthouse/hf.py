@@ -7,8 +7,8 @@
     model.set_attn_implementation("sdpa")  # Stage 2: the same weights, dense
 
 `register` adds an attention function named "lighthouse" to transformers'
-AttentionInterface (and its mask function, the SDPA one, to
-AttentionMaskInterface). Models whose attention modules call the interface
+AttentionInterface (and a mask function to AttentionMaskInterface: none
+where attention is plainly causal, else transformers' SDPA mask). Models whose attention modules call the interface
 as Llama does (Llama, Qwen2, Qwen3, Mistral: q [B, H, N, d], k, v
 [B, H_kv, N, d] after RoPE, `module.layer_idx`, `module.config`) then run
 torch.ops.lighthouse.attention in every layer except `dense_layers`
@@ -50,6 +50,7 @@ class Settings:
 
 
 _settings: Settings | None = None
+_sdpa_forward = None  # transformers' sdpa_attention_forward, set by register()
 
 
 def settings() -> Settings | None:
@@ -78,14 +79,12 @@ def lighthouse_attention_forward(
     """The attention function registered as "lighthouse": query [B, H, N, d],
     key and value [B, H_kv, N, d] -> ([B, N, H, d], None), as transformers'
     sdpa_attention_forward."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
     s = _settings
     if s is None:
         raise RuntimeError("lighthouse attention: call lighthouse.hf.register(...) first")
     num_layers = module.config.num_hidden_layers
     if s.is_dense(module.layer_idx, num_layers):
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+        return _sdpa_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     if attention_mask is not None:
         _refuse(module, "got an attention mask (padding or a custom mask); it attends causally over every token. "
@@ -123,9 +122,10 @@ def register(
 ) -> Settings:
     """Registers attn_implementation="lighthouse" with these settings (a later
     call replaces them). The config is checked here: an invalid one raises."""
-    global _settings
+    global _settings, _sdpa_forward
     from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.masking_utils import AttentionMaskInterface, causal_mask_function, sdpa_mask
 
     # Check the config now: the op's own checks, on shape-only tensors of the
     # smallest valid length (clipped: a config past the limit fails anyway).
@@ -135,7 +135,26 @@ def register(
     meta = torch.empty(1, n, 1, 8, device="meta")
     torch.ops.lighthouse.select(meta, meta, levels, pool, top_k, scorer=scorer, dilation=dilation, v=meta,
                                 backend=backend)
+    _sdpa_forward = sdpa_attention_forward
     _settings = Settings(levels, pool, top_k, tuple(int(i) for i in dense_layers), scorer, dilation, backend)
     AttentionInterface.register(NAME, lighthouse_attention_forward)
-    AttentionMaskInterface.register(NAME, sdpa_mask)
+    AttentionMaskInterface.register(NAME, _make_mask_function(sdpa_mask, causal_mask_function))
     return _settings
+
+
+def _make_mask_function(sdpa_mask, causal_mask_function):
+    """The mask function of "lighthouse": None (SDPA's is_causal in dense
+    layers, nothing to refuse in Lighthouse layers) when the mask is plainly
+    causal: no padding mask given, the plain causal mask function, and
+    transformers allowing the skip. sdpa_mask decides that too, but not while
+    tracing (torch.compile), where it builds the full causal mask. Anything
+    else is sdpa_mask's: dense layers apply it, Lighthouse layers refuse it."""
+
+    def lighthouse_mask(*args, **kwargs):
+        if (not args and kwargs.get("attention_mask") is None and kwargs.get("allow_is_causal_skip", True)
+                and kwargs.get("mask_function", causal_mask_function) is causal_mask_function
+                and kwargs.get("local_size") is None):
+            return None
+        return sdpa_mask(*args, **kwargs)
+
+    return lighthouse_mask

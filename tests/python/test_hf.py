@@ -10,7 +10,8 @@ with tiny random models.
 - Llama, Qwen2, Qwen3 and Mistral all take the path;
 - a few training steps lower the loss, then switching to "sdpa" (Stage 2)
   trains on with the same weights;
-- calls Lighthouse cannot compute are refused with the reason.
+- calls Lighthouse cannot compute are refused with the reason;
+- torch.compile(fullgraph=True) of the model equals eager.
 `lighthouse export` output training this way: test_export.py.
 """
 
@@ -170,3 +171,19 @@ def test_refusals_name_the_reason():
         model(input_ids=tokens(n=200))
     with pytest.raises(RuntimeError, match="top_k must be a positive multiple of 128"):
         lighthouse.hf.register(levels=2, pool=2, top_k=100)
+
+
+def test_compiled_model_fullgraph_equals_eager():
+    """torch.compile(fullgraph=True) of a transformers Llama with Lighthouse
+    layers (no padding mask: the mask function keeps plain causal attention
+    mask-free while tracing too). aot_eager runs the same kernels as eager."""
+    lighthouse.hf.register(**CFG, dense_layers=[0, -1])
+    model = tiny_model(attn="lighthouse")
+    ids = tokens()
+    want_logits, want_grads = forward_backward(model, ids)
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    logits, grads = forward_backward(compiled, ids)
+    assert torch.equal(logits, want_logits)
+    for name, g in grads.items():
+        assert torch.equal(g, want_grads[name.removeprefix("_orig_mod.")]), name
