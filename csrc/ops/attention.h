@@ -115,6 +115,7 @@ at::Tensor scatter_backward_meta(const at::Tensor& grad, const at::Tensor& entri
 
 // Validation shared by the CPU/CUDA kernels and the Meta kernels (sizes,
 // dtypes, devices; nothing that reads data). Each returns the geometry.
+// check_plan_tensors skips an undefined `entries` or `inv`.
 Geometry check_plan_tensors(const char* op, const at::Tensor& entries, const at::Tensor& inv, const Geometry& g,
                             const at::Device& device);
 Geometry check_gather(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& entries,
