@@ -429,7 +429,7 @@ TEST(JsonlWriter, ResumeKeepsTheRecordsUpToTheStep) {
 // Bug 1's path: checkpoints pruned while training (keep = 2 of 4), a resume
 // that removes the checkpoints after its step, and the run's end. Run again
 // with libtorch.so preloaded (ctest trainer_with_torch_first), where
-// std::filesystem::remove_all would be libtorch's copy.
+// std::filesystem's remove_all would be libtorch's copy.
 TEST_F(TrainerTest, PrunesCheckpointsWhileTraining) {
   auto c = small(4);
   c.checkpoint.every = 1;
