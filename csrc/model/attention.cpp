@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include "model/lighthouse_options.h"
 #include "ops/checks.h"
 
 namespace lighthouse::model {
@@ -31,26 +32,11 @@ std::string LighthouseAttention::describe() const {
          " top_k=" + std::to_string(options_.top_k) + " " + to_string(options_.scorer);
 }
 
-namespace {
-
-Options options_of(const config::LighthouseConfig& l) {
-  Options o;
-  o.levels = l.levels;
-  o.pool = l.pool;
-  o.top_k = l.top_k;
-  o.scorer = parse_scorer(l.scorer);
-  o.dilation = l.dilation;
-  o.backend = parse_backend(l.backend);
-  return o;
-}
-
-}  // namespace
-
 AttentionPlan attention_plan(const config::ModelConfig& model, const config::LighthouseConfig& lighthouse) {
   LH_CHECK(model.layers > 0, "model.layers must be positive, got ", model.layers);
   const auto dense = std::make_shared<const DenseAttention>();
   std::shared_ptr<const Attention> other = dense;
-  if (model.attention != "dense") other = std::make_shared<const LighthouseAttention>(options_of(lighthouse));
+  if (model.attention != "dense") other = std::make_shared<const LighthouseAttention>(op_options(lighthouse));
   AttentionPlan plan(static_cast<size_t>(model.layers), other);
   for (const int64_t i : config::resolved_dense_layers(model)) plan[static_cast<size_t>(i)] = dense;
   return plan;

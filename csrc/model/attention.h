@@ -36,7 +36,7 @@
 #include <vector>
 
 #include "lighthouse/lighthouse.h"
-#include "model/config.h"
+#include "config/config.h"
 
 namespace lighthouse::model {
 
@@ -87,7 +87,7 @@ using AttentionPlan = std::vector<std::shared_ptr<const Attention>>;
 
 // The plan of a config: model.attention for every layer except
 // model.dense_layers, which are dense; Lighthouse layers use the
-// [lighthouse] options.
+// [lighthouse] options (op_options).
 AttentionPlan attention_plan(const config::ModelConfig& model, const config::LighthouseConfig& lighthouse);
 // Every layer dense.
 AttentionPlan dense_plan(int64_t layers);

@@ -42,8 +42,8 @@
 #include <utility>
 #include <vector>
 
+#include "config/config.h"
 #include "model/attention.h"
-#include "model/config.h"
 
 namespace lighthouse::model {
 

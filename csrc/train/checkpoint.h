@@ -43,7 +43,7 @@
 #include <string>
 #include <vector>
 
-#include "model/config.h"
+#include "config/config.h"
 
 namespace lighthouse::train {
 

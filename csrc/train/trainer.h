@@ -7,8 +7,9 @@
  * optimizer step is a TrainStep (step.h: micro-batches, backward, gradient
  * reduction hook, grad norm, non-finite guard, AdamW). The model (llama.h)
  * gets its attention plan and, with train.activation_checkpointing, its
- * block wrapper from here. At stage2.start_step every Lighthouse layer
- * becomes dense in the same run (same optimizer state, same data order).
+ * block wrapper from here. After config::switch_step(cfg) steps every
+ * Lighthouse layer becomes dense in the same run (same optimizer state,
+ * same data order).
  *
  * Invariants: the data order depends only on train.seed and the step; the
  * weights only on train.seed; so a run resumed from its checkpoint at step
@@ -27,7 +28,7 @@
 #include <string>
 #include <vector>
 
-#include "model/config.h"
+#include "config/config.h"
 #include "model/llama.h"
 #include "train/checkpoint.h"
 #include "train/step.h"
@@ -124,7 +125,7 @@ RunResult run_training(const config::Config& config, const RunOptions& options);
 RunResult with_history(RunResult r);
 
 // The attention plan of a config at a step: the config's plan, all dense
-// from stage2.start_step on.
+// after config::switch_step(config) steps.
 model::AttentionPlan plan_at(const config::Config& config, int64_t completed_steps);
 
 // The run directory name of a config: "two-stage", "lighthouse" or "dense".

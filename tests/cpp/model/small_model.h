@@ -16,7 +16,7 @@
 #include <string>
 
 #include "model/attention.h"
-#include "model/config.h"
+#include "config/config.h"
 #include "model/llama.h"
 
 namespace lighthouse::testing {

@@ -14,9 +14,9 @@
 #include <map>
 #include <string>
 
+#include "config/config.h"
 #include "lighthouse/lighthouse.h"
 #include "model/attention.h"
-#include "model/config.h"
 #include "model/llama.h"
 #include "small_model.h"
 
