@@ -16,6 +16,7 @@
 #include <cstdio>
 
 #include "data/loader.h"
+#include "data/pack.h"
 #include "data/tokenizer.h"
 #include "io/files.h"
 #include "model/lighthouse_options.h"
