@@ -7,6 +7,12 @@
  *   lighthouse study --preset study --out runs/study --time-limit 540 # a piece; again to continue
  *   lighthouse study --preset tiny --fractions 0.5,0.75 --train.steps 40
  *   lighthouse study --preset study --out runs/study --report         # the table from what has run
+ *   lighthouse study --preset study --out runs/study --eval-only      # evaluate what has run
+ *
+ * When every arm is complete the study evaluates its models (eval/study_eval.h:
+ * passkey test and loss by position of each arm's final model and of the
+ * Lighthouse model at each switch, both ways) and draws curves.png and
+ * loss_by_position.png; --no-eval skips that.
  *
  * Exit code 0: the study is complete (study.json, study.md written); 3: the
  * time limit stopped it with every arm checkpointed (run the same command
@@ -24,6 +30,7 @@
 #include "overrides.h"
 #include "train/runtime.h"
 #include "train/study.h"
+#include "eval/study_eval.h"
 
 namespace lighthouse::cli {
 namespace {
@@ -53,7 +60,10 @@ int study_main(int argc, char** argv) {
   std::string preset, config_file, out, fractions = "0.625,0.6875,0.75", device;
   double time_limit = 0;
   int64_t steps = 0;
-  bool report_only = false, deterministic = false, quiet = false, print_plan = false;
+  bool report_only = false, deterministic = false, quiet = false, print_plan = false, no_eval = false,
+       eval_only = false;
+  eval::StudyEvalOptions ev;
+  std::string eval_contexts;
   CLI::App app{
       "The recipe study: a dense baseline, ONE Stage-1 Lighthouse run with a checkpoint at every switch "
       "fraction, and a dense tail per fraction resumed from it (same seed and data order), compared at equal "
@@ -72,6 +82,13 @@ int study_main(int argc, char** argv) {
   app.add_flag("--deterministic", deterministic, "bit-exact reruns (train.deterministic)");
   app.add_flag("--report", report_only, "write and print the report from what has run; train nothing");
   app.add_flag("--print-plan", print_plan, "print the arms and their steps and exit");
+  app.add_flag("--no-eval", no_eval, "do not evaluate the models when the study is complete");
+  app.add_flag("--eval-only", eval_only, "evaluate what has run (complete arms, switch checkpoints); train nothing");
+  app.add_option("--eval-trials", ev.trials, "passkey trials per cell")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--eval-contexts", eval_contexts, "passkey contexts, e.g. 4096,8192 (default: 4K up to train.seq_len)");
+  app.add_option("--eval-windows", ev.loss_windows, "validation windows for loss by position (0: all)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_flag("-q,--quiet", quiet, "no progress lines");
   app.footer("Any config key is an option: --section.key value (see `lighthouse train --list-keys`).");
   std::vector<std::string> reversed(args.rbegin(), args.rend());
@@ -104,6 +121,21 @@ int study_main(int argc, char** argv) {
                   static_cast<long long>(plan.steps), static_cast<long long>(plan.switch_steps[i]));
     return 0;
   }
+  const auto evaluate = [&] {
+    ev.study_dir = dir;
+    ev.device.device = cfg.train.device;
+    ev.quiet = quiet;
+    std::stringstream ss(eval_contexts);
+    for (std::string item; std::getline(ss, item, ',');) ev.contexts.push_back(std::stoll(item));
+    const eval::StudyEval e = eval::evaluate_study(ev);
+    std::printf("\nEvaluation of the study's models (%s/eval.json, eval.md; curves.png, loss_by_position.png)\n%s",
+                dir.c_str(), e.table.c_str());
+  };
+  if (eval_only) {
+    train::summarize_study(plan, dir);
+    evaluate();
+    return 0;
+  }
   train::StudyReport report;
   if (report_only) {
     report = train::summarize_study(plan, dir);
@@ -117,6 +149,7 @@ int study_main(int argc, char** argv) {
   }
   std::printf("%s\nstudy %s: %s/study.json, %s/study.md\n", report.table.c_str(),
               report.complete ? "complete" : "incomplete", dir.c_str(), dir.c_str());
+  if (report.complete && !report_only && !no_eval) evaluate();
   return report.complete || report_only ? 0 : 3;
 }
 

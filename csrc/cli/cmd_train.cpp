@@ -30,6 +30,7 @@
 #include "overrides.h"
 #include "io/files.h"
 #include "config/config.h"
+#include "eval/in_training.h"
 #include "train/checkpoint.h"
 #include "train/recipe.h"
 #include "train/runtime.h"
@@ -124,6 +125,7 @@ int train_main(int argc, char** argv) {
 
   train::RunOptions opt;
   opt.stop_after = stop_after;
+  opt.observer = eval::training_observer();  // eval.niah_every passes; loss by position at the end
   if (resume_arms) {
     opt.resume = resume;
     opt.run_dir = run_dir;

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <stdexcept>
+#include <utility>
 
 #include "eval/evaluate.h"
 #include "eval/model_adapter.h"
@@ -111,6 +112,38 @@ LossResult TrainingEval::final_loss(const model::Llama& model, int64_t step) {
   const std::string why = plot_loss({run_dir_ + "/loss.json"}, run_dir_ + "/loss_by_position.png");
   if (!why.empty()) note_("warning: no plot " + run_dir_ + "/loss_by_position.png: " + why);
   return r;
+}
+
+namespace {
+
+class EvalObserver final : public train::RunObserver {
+ public:
+  EvalObserver(const config::Config& c, const std::string& run_dir, int64_t resume_step, const std::string& label,
+               bool quiet, std::function<void(const std::string&)> note)
+      : eval_(c, run_dir, resume_step, label, std::move(note), quiet) {}
+  void after_step(const model::Llama& model, int64_t step, int stage) override {
+    if (eval_.niah_due(step)) eval_.niah(model, step, stage, false);
+  }
+  void at_end(const model::Llama& model, int64_t step, int stage, train::RunResult& result) override {
+    if (eval_.niah_enabled()) {
+      const NiahSummary n = eval_.niah(model, step, stage, true);
+      result.niah_accuracy = n.accuracy;
+      result.niah_p_correct = n.p_correct;
+    }
+    eval_.final_loss(model, step);
+  }
+
+ private:
+  TrainingEval eval_;
+};
+
+}  // namespace
+
+train::ObserverFactory training_observer() {
+  return [](const config::Config& c, const std::string& run_dir, int64_t resume_step, const std::string& label,
+            bool quiet, std::function<void(const std::string&)> note) -> std::unique_ptr<train::RunObserver> {
+    return std::make_unique<EvalObserver>(c, run_dir, resume_step, label, quiet, std::move(note));
+  };
 }
 
 }  // namespace lighthouse::eval

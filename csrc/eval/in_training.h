@@ -28,6 +28,7 @@
 #include "eval/loss.h"
 #include "eval/niah.h"
 #include "model/llama.h"
+#include "train/trainer.h"
 
 namespace lighthouse::train {
 class JsonlWriter;
@@ -70,5 +71,11 @@ class TrainingEval {
   NiahProtocol protocol_;
   std::unique_ptr<train::JsonlWriter> log_;
 };
+
+// The trainer's observer (train::RunOptions::observer) that runs a
+// TrainingEval: the periodic passkey passes, and at the end of the run the
+// final passkey pass (filling RunResult::niah_*) and loss by position.
+// Progress lines go to stderr unless quiet.
+train::ObserverFactory training_observer();
 
 }  // namespace lighthouse::eval

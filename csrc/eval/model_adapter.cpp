@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <vector>
 
@@ -19,25 +20,30 @@ namespace lighthouse::eval {
 
 at::Tensor LlamaEval::last_logits(const at::Tensor& tokens) {
   at::NoGradGuard no_grad;
-  const at::Tensor logits = model_.forward(tokens.to(model_.device()));  // [B, N, V]
-  return logits.select(1, logits.size(1) - 1).to(at::kCPU, at::kFloat).contiguous();
+  // Only the last position's logits: [B, N, D] hidden states, one row each.
+  const at::Tensor h = model_.hidden(tokens.to(model_.device()));
+  return model_.logits(h.select(1, h.size(1) - 1)).to(at::kCPU, at::kFloat).contiguous();  // [B, V]
 }
 
 at::Tensor LlamaEval::token_losses(const at::Tensor& tokens) {
   at::NoGradGuard no_grad;
   const int64_t B = tokens.size(0), N = tokens.size(1) - 1;
   const at::Tensor t = tokens.to(model_.device());
-  const at::Tensor logits = model_.forward(t.narrow(1, 0, N));  // [B, N, V] fp32
-  const at::Tensor losses =
-      at::cross_entropy_loss(logits.reshape({B * N, logits.size(-1)}), t.narrow(1, 1, N).reshape({B * N}),
-                             /*weight=*/{}, at::Reduction::None, data::kPad);
-  return losses.view({B, N}).to(at::kCPU, at::kFloat).contiguous();
+  // fp32 logits a chunk of rows at a time, never [B, N, V] at once.
+  const at::Tensor h = model_.hidden(t.narrow(1, 0, N)).reshape({B * N, -1});  // [B*N, D]
+  const at::Tensor targets = t.narrow(1, 1, N).reshape({B * N});
+  constexpr int64_t kRows = 16384;
+  std::vector<at::Tensor> parts;
+  for (int64_t r = 0; r < B * N; r += kRows) {
+    const int64_t n = std::min(kRows, B * N - r);
+    parts.push_back(at::cross_entropy_loss(model_.logits(h.narrow(0, r, n)), targets.narrow(0, r, n),
+                                           /*weight=*/{}, at::Reduction::None, data::kPad));
+  }
+  return at::cat(parts).view({B, N}).to(at::kCPU, at::kFloat).contiguous();
 }
 
 std::string layer_map(const model::Llama& m) {
-  std::string s;
-  for (const auto mode : m.layer_modes()) s += mode == model::AttentionMode::kDense ? 'D' : 'L';
-  return s;
+  return model::plan_map(m.attention_plan());
 }
 
 std::string checkpoint_attention(const config::Config& c, int64_t step) {
@@ -95,10 +101,11 @@ EvalModel load_model(const std::string& path, const std::string& attention, cons
   e.attention = attention.empty() ? checkpoint_attention(ckpt.config, ckpt.step) : attention;
   config::ModelConfig mc = ckpt.config.model;
   if (e.attention == "lighthouse") mc.attention = "lighthouse";
-  e.model = std::make_unique<model::Llama>(mc, ckpt.config.lighthouse, rt.device, /*seed=*/0);
+  const model::AttentionPlan plan = model::attention_plan(mc, ckpt.config.lighthouse);
+  e.model = std::make_unique<model::Llama>(
+      mc, e.attention == "dense" ? model::switch_to_dense(plan) : plan, rt.device, /*seed=*/0);
   e.model->load_weights(ckpt.weights);
   e.model->set_compute_dtype(rt.compute_dtype);
-  if (e.attention == "dense") e.model->set_all_dense();
   if (e.attention == "lighthouse" && !e.model->any_lighthouse()) {
     throw std::invalid_argument("--attention lighthouse: every layer of this model is in model.dense_layers");
   }

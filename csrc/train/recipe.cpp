@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "eval/plot.h"
 #include "io/files.h"
 #include "train/checkpoint.h"
 
@@ -99,6 +100,13 @@ std::string format_comparison(const Comparison& c, const RunResult& main, const 
   row("train tokens/s, stage 1", main.stage1_tokens_per_s > 0 ? format_count(main.stage1_tokens_per_s) : "-",
       base ? format_count(base->stage1_tokens_per_s) : "");
   if (main.stage2_tokens_per_s > 0) row("train tokens/s, stage 2", format_count(main.stage2_tokens_per_s), "");
+  if (main.niah_accuracy >= 0 || (base && base->niah_accuracy >= 0)) {
+    const auto niah = [](const RunResult& r) {
+      return r.niah_accuracy < 0 ? std::string("-")
+                                 : f4(r.niah_accuracy) + " (p right digit " + f4(r.niah_p_correct) + ")";
+    };
+    row("passkey accuracy (mean)", niah(main), base ? niah(*base) : "");
+  }
   if (main.peak_memory_bytes > 0) {
     row("peak memory", gib(main.peak_memory_bytes), base ? gib(base->peak_memory_bytes) : "");
   }
@@ -146,7 +154,7 @@ std::string format_comparison(const Comparison& c, const RunResult& main, const 
 
 Json comparison_json(const Comparison& c, const RunResult& main, const RunResult* base) {
   const auto run = [](const RunResult& r) {
-    return Json{{"label", r.label},
+    Json j{{"label", r.label},
                 {"attention", r.attention},
                 {"run_dir", r.run_dir},
                 {"steps", r.last_step},
@@ -159,6 +167,11 @@ Json comparison_json(const Comparison& c, const RunResult& main, const RunResult
                 {"peak_memory_bytes", r.peak_memory_bytes},
                 {"skipped_steps", r.skipped_steps},
                 {"time_limited", r.time_limited}};
+    if (r.niah_accuracy >= 0) {
+      j["niah_mean_accuracy"] = r.niah_accuracy;
+      j["niah_mean_p_correct"] = r.niah_p_correct;
+    }
+    return j;
   };
   Json j = {{"main", run(main)}};
   if (base) j["baseline"] = run(*base);
@@ -217,6 +230,12 @@ std::string run_recipe(const config::Config& cfg, const RunOptions& opt) {
               b ? "Two-stage Lighthouse recipe vs dense baseline (same data, same token budget)" : "Run summary",
               table.c_str());
   std::printf("  metrics: %s/*/metrics.jsonl, val.jsonl; comparison: %s/comparison.json\n", root.c_str(), root.c_str());
+  const std::string why = eval::plot_runs({root}, root + "/curves.png");
+  if (why.empty()) {
+    std::printf("  curves (loss vs tokens and wall-clock): %s/curves.png\n", root.c_str());
+  } else {
+    std::printf("  no curves plot: %s\n", why.c_str());
+  }
   std::fflush(stdout);
   return table;
 }

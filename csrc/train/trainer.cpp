@@ -159,6 +159,7 @@ struct Trainer::State {
   std::unique_ptr<AdamW> optimizer;
   std::unique_ptr<TrainStep> train_step;
   std::unique_ptr<JsonlWriter> metrics, val_log;
+  std::unique_ptr<RunObserver> observer;
   int64_t step = 0, skipped = 0;
   int stage = 1;
 
@@ -261,6 +262,8 @@ Trainer::Trainer(const config::Config& cfg_in, const RunOptions& opt) : s_(std::
     s.metrics = std::make_unique<JsonlWriter>(join(res.run_dir, "metrics.jsonl"), resuming ? s.step : -1);
     s.val_log = std::make_unique<JsonlWriter>(join(res.run_dir, "val.jsonl"), resuming ? s.step : -1);
     io::write_file_atomic(join(res.run_dir, "config.toml"), config::to_toml(cfg));
+    if (opt.observer) s.observer = opt.observer(cfg, res.run_dir, resuming ? s.step : -1, opt.label, opt.quiet,
+                                         [st = &s](const std::string& m) { st->note(m); });
   }
   res.attention = !s.model->any_lighthouse()          ? "dense"
                   : config::switch_step(cfg) > s.step ? "lighthouse -> dense"
@@ -385,6 +388,7 @@ RunResult Trainer::run() {
     if ((cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) || step == switch_at || at_end || out_of_time) {
       s.save(step);
     }
+    if (s.observer && !at_end) s.observer->after_step(model, step, s.stage);
     if (s.opt.after_step) s.opt.after_step(st);
     if (out_of_time) {
       res.time_limited = true;
@@ -399,6 +403,9 @@ RunResult Trainer::run() {
     res.final_val_loss = s.validate_now(s.step);
   } else {
     res = with_history(res);  // nothing left to train: the run as recorded
+  }
+  if (s.observer && s.step == cfg.train.steps && res.first_step <= res.last_step) {
+    s.observer->at_end(model, s.step, s.stage, res);
   }
   if (stage_seconds[0] > 0) res.stage1_tokens_per_s = static_cast<double>(stage_tokens[0]) / stage_seconds[0];
   if (stage_seconds[1] > 0) res.stage2_tokens_per_s = static_cast<double>(stage_tokens[1]) / stage_seconds[1];

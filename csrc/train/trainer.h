@@ -46,6 +46,28 @@ struct NonFiniteError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+struct RunResult;
+
+// Work that runs inside a training run on the primary process, between
+// steps (evaluation: eval/in_training.h). It must not draw from any RNG or
+// change the weights, so that training continues bit for bit as without it.
+class RunObserver {
+ public:
+  virtual ~RunObserver() = default;
+  // After step `step`'s bookkeeping (metrics, validation, checkpoint).
+  virtual void after_step(const model::Llama& model, int64_t step, int stage) {}
+  // Once train.steps are done (not when stopped early); may fill result's
+  // evaluation fields.
+  virtual void at_end(const model::Llama& model, int64_t step, int stage, RunResult& result) {}
+};
+
+// Builds a run's observer once the run directory and the step it resumes
+// from (-1: fresh) are known. label: the progress prefix; note: prints a
+// line between the run's progress lines (nothing when quiet).
+using ObserverFactory = std::function<std::unique_ptr<RunObserver>(
+    const config::Config& config, const std::string& run_dir, int64_t resume_step, const std::string& label,
+    bool quiet, std::function<void(const std::string&)> note)>;
+
 struct RunOptions {
   std::string label = "train";  // progress prefix
   std::string run_dir;          // metrics and checkpoints; "" = train.run_dir
@@ -60,6 +82,9 @@ struct RunOptions {
   // Every process's RankState for a checkpoint, from this one's (a
   // collective in data parallelism); unset: {local}.
   std::function<std::vector<RankState>(const RankState& local)> gather_rank_states;
+
+  // Evaluation inside the run (unset: none).
+  ObserverFactory observer;
 
   // Test hooks: after the backward passes of each step (before reduction
   // and the guard), and after each step's bookkeeping (its metrics line
@@ -89,6 +114,9 @@ struct RunResult {
   int64_t peak_memory_bytes = 0;
   bool time_limited = false;
   std::string last_checkpoint;
+  // End-of-run passkey test (eval.niah_every > 0): mean accuracy and mean
+  // probability of the right digit; -1: not run.
+  double niah_accuracy = -1, niah_p_correct = -1;
 };
 
 // One run. The constructor validates the config, sets up the device,

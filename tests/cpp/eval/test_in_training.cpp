@@ -67,7 +67,7 @@ class TrainingEvalTest : public ::testing::Test {
 
 TEST_F(TrainingEvalTest, PassesWriteTheirFilesAndTheFinalLossIsTheValidationLoss) {
   const config::Config c = config();
-  model::Llama m(c.model, c.lighthouse, at::kCPU, 1);
+  model::Llama m(c.model, model::attention_plan(c.model, c.lighthouse), at::kCPU, 1);
   TrainingEval te(c, dir_, -1, "run", [&](const std::string& s) { notes_.push_back(s); }, true);
   EXPECT_TRUE(te.niah_due(2));
   EXPECT_FALSE(te.niah_due(3));
@@ -141,3 +141,45 @@ TEST(TrainingEvalConfig, TheValidatorNamesTheNiahKeys) {
 
 }  // namespace
 }  // namespace lighthouse::eval
+
+// The trainer runs the evaluation through its observer hook: the passes
+// land in the run directory at the steps due and at the end, the result
+// carries the final passkey score, and training is bit for bit the run
+// without evaluation (the passes draw no RNG and touch no weight).
+TEST_F(TrainingEvalTest, TheTrainerRunsItThroughItsObserverWithoutChangingTraining) {
+  config::Config c = config();
+  c.train.steps = 4;
+  c.optim.warmup_steps = 1;
+  c.train.device = "cpu";
+  c.train.deterministic = true;
+  c.train.baseline = false;
+  c.eval.every = 0;
+  c.eval.niah_trials = 2;
+  c.checkpoint.every = 0;
+  train::RunOptions with;
+  with.quiet = true;
+  with.run_dir = dir_ + "/with";
+  with.observer = training_observer();
+  const train::RunResult a = train::run_training(c, with);
+  train::RunOptions without = with;
+  without.run_dir = dir_ + "/without";
+  without.observer = nullptr;
+  const train::RunResult b = train::run_training(c, without);
+
+  EXPECT_EQ(a.losses, b.losses);  // exact
+  EXPECT_EQ(a.final_val_loss, b.final_val_loss);
+  EXPECT_LT(b.niah_accuracy, 0);  // not run
+  ASSERT_GE(a.niah_accuracy, 0);
+  const Json final_json = Json::parse(io::read_file(with.run_dir + "/niah.json"));
+  EXPECT_EQ(final_json.at("model").at("step"), 4);
+  EXPECT_EQ(final_json.at("mean_accuracy").get<double>(), a.niah_accuracy);
+  EXPECT_EQ(final_json.at("mean_p_correct").get<double>(), a.niah_p_correct);
+  const std::string lines = io::read_file(with.run_dir + "/niah.jsonl");
+  EXPECT_EQ(std::count(lines.begin(), lines.end(), '\n'), 2);  // steps 2 and 4 (the end)
+  EXPECT_TRUE(io::is_regular_file(with.run_dir + "/eval/niah_step_000002.json"));
+  EXPECT_TRUE(io::is_regular_file(with.run_dir + "/loss.json"));
+  EXPECT_FALSE(io::path_exists(without.run_dir + "/loss.json"));
+  // The end-of-run loss by position covers the trainer's validation windows.
+  const Json loss = Json::parse(io::read_file(with.run_dir + "/loss.json"));
+  EXPECT_NEAR(loss.at("results")[0].at("loss").get<double>(), a.final_val_loss, 2e-6 * a.final_val_loss);
+}

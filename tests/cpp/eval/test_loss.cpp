@@ -163,7 +163,7 @@ TEST(LossByPosition, RealModelHeldOutLossEqualsTheTrainersValidationLoss) {
   mc.kv_heads = 2;
   mc.ffn_hidden = 96;
   mc.attention = "dense";
-  model::Llama model(mc, config::LighthouseConfig{}, at::kCPU, 3);
+  model::Llama model(mc, model::attention_plan(mc, config::LighthouseConfig{}), at::kCPU, 3);
   const int64_t N = 256, K = 6;
   LlamaEval adapter(model);
   LossOptions o;
