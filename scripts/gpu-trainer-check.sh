@@ -30,13 +30,15 @@ OUT=${OUT:-/tmp/lighthouse-gpu}/trainer
 mkdir -p "$OUT"
 status=0
 if [[ ! -x $LH ]]; then echo "trainer check FAIL: $LH is not built"; exit 1; fi
-if [[ ! -f data/packed/manifest.json ]]; then
-  echo "trainer check FAIL: data/packed/manifest.json missing (carry data/packed)"
+# DATA_DIR: another packed corpus (e.g. the carried data/large-110m) instead.
+DATA_DIR=${DATA_DIR:-data/packed}
+if [[ ! -f $DATA_DIR/manifest.json ]]; then
+  echo "trainer check FAIL: $DATA_DIR/manifest.json missing (carry data/packed, or set DATA_DIR)"
   exit 1
 fi
 
 ARGS=(train --preset gpu-small --no-baseline --steps 8 --stage2.start_step 6 --deterministic --checkpoint.every 4
-      --eval.every 0)
+      --eval.every 0 --data.dir "$DATA_DIR")
 {
   echo "program: $LH"
   readelf -d "$LH" | grep NEEDED
