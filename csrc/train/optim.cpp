@@ -11,17 +11,49 @@
 
 namespace lighthouse::train {
 
-AdamW::AdamW(const std::vector<std::pair<std::string, at::Tensor>>& params, const config::OptimConfig& cfg)
+AdamW::AdamW(const std::vector<std::pair<std::string, at::Tensor>>& params, const config::OptimConfig& cfg,
+             AdamWImpl impl)
     : cfg_(cfg) {
+  bool fusable = !params.empty();
   for (const auto& [name, p] : params) {
     slots_.push_back({name, p, at::zeros_like(p, at::MemoryFormat::Contiguous),
                       at::zeros_like(p, at::MemoryFormat::Contiguous), p.dim() >= 2});
+    fusable = fusable && p.scalar_type() == at::kFloat && p.is_contiguous() && p.device() == params[0].second.device();
+  }
+  fused_ = impl == AdamWImpl::kFused || (impl == AdamWImpl::kAuto && fusable && params[0].second.is_cuda());
+  TORCH_CHECK(!fused_ || fusable,
+              "fused AdamW needs contiguous float32 parameters on one device; use the unfused implementation");
+  if (fused_) step_count_ = at::zeros({}, params[0].second.options().requires_grad(false));
+}
+
+void AdamW::step_fused(double lr) {
+  // One scalar serves every parameter: all share the update count (a
+  // parameter without a gradient skips the update but not the count, as in
+  // the unfused path). The kernel only reads it.
+  step_count_.fill_(static_cast<double>(steps_taken_));
+  for (const bool decay : {true, false}) {
+    std::vector<at::Tensor> params, grads, exp_avgs, exp_avg_sqs, steps;
+    for (Slot& s : slots_) {
+      if (s.decay != decay || !s.param.grad().defined()) continue;
+      params.push_back(s.param);
+      grads.push_back(s.param.grad());
+      exp_avgs.push_back(s.exp_avg);
+      exp_avg_sqs.push_back(s.exp_avg_sq);
+      steps.push_back(step_count_);
+    }
+    if (params.empty()) continue;
+    at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, lr, cfg_.beta1, cfg_.beta2,
+                      decay ? cfg_.weight_decay : 0.0, cfg_.eps, /*amsgrad=*/false, /*maximize=*/false);
   }
 }
 
 void AdamW::step(double lr) {
   at::NoGradGuard no_grad;
   ++steps_taken_;
+  if (fused_) {
+    step_fused(lr);
+    return;
+  }
   const double bias1 = 1.0 - std::pow(cfg_.beta1, static_cast<double>(steps_taken_));
   const double bias2 = 1.0 - std::pow(cfg_.beta2, static_cast<double>(steps_taken_));
   const double step_size = lr / bias1;
