@@ -289,11 +289,13 @@ bool rope_ready(const at::Tensor& t) {
 }
 
 RopeTensor rope_tensor(const at::Tensor& in, const at::Tensor& out) {
+  if (!in.defined()) return RopeTensor{};  // heads 0: nothing to rotate
   TORCH_INTERNAL_ASSERT(in.strides() == out.strides());
   return RopeTensor{in.data_ptr(), out.data_ptr(), in.stride(0), in.stride(1), in.stride(2), in.size(2)};
 }
 
-// Rotates q_in, k_in into q_out, k_out (same strides; may alias).
+// Rotates q_in, k_in into q_out, k_out (same strides; may alias; k may be
+// undefined).
 void rope_launch(const at::Tensor& q_in, const at::Tensor& q_out, const at::Tensor& k_in, const at::Tensor& k_out,
                  const at::Tensor& positions, const at::Tensor& inv_freq, bool inverse) {
   const at::Tensor pos = positions.contiguous();
@@ -312,40 +314,59 @@ void rope_launch(const at::Tensor& q_in, const at::Tensor& q_out, const at::Tens
   launch(q_in.device(), p, run_rope_cpu, LH_FUSED_CUDA(run_rope));
 }
 
-// In place on t when the kernels can write it there, else through a copy.
+// t itself when the kernels can rotate it in place, else a contiguous copy.
+at::Tensor rope_target(const at::Tensor& t) { return !t.defined() || rope_ready(t) ? t : t.contiguous(); }
+
+// In place on q and k (k may be undefined), through copies where the
+// kernels cannot write them where they are.
 void rope_inplace(const at::Tensor& q, const at::Tensor& k, const at::Tensor& positions, const at::Tensor& inv_freq) {
-  const bool q_ready = rope_ready(q), k_ready = rope_ready(k);
-  const at::Tensor qq = q_ready ? q : q.contiguous();
-  const at::Tensor kk = k_ready ? k : k.contiguous();
+  const at::Tensor qq = rope_target(q), kk = rope_target(k);
   rope_launch(qq, qq, kk, kk, positions, inv_freq, /*inverse=*/false);
-  if (!q_ready) q.copy_(qq);
-  if (!k_ready) k.copy_(kk);
+  if (!qq.is_same(q)) q.copy_(qq);
+  if (kk.defined() && !kk.is_same(k)) k.copy_(kk);
 }
 
+// The transposed rotation of gradients into new tensors (k may be undefined).
+std::pair<at::Tensor, at::Tensor> rope_inverse(const at::Tensor& dq, const at::Tensor& dk, const at::Tensor& positions,
+                                               const at::Tensor& inv_freq) {
+  const at::Tensor a = dq.contiguous(), b = dk.defined() ? dk.contiguous() : at::Tensor();
+  const at::Tensor ra = at::empty_like(a), rb = b.defined() ? at::empty_like(b) : at::Tensor();
+  rope_launch(a, ra, b, rb, positions, inv_freq, /*inverse=*/true);
+  return {ra, rb};
+}
+
+// RoPE in place on q and k together. Autograd accepts an in-place Function
+// on a view input only with a single output: views go one tensor per
+// Function (RopeOneFunction). Custom Functions take no undefined inputs,
+// hence two Functions.
 struct RopeFunction : torch::autograd::Function<RopeFunction> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
                                const at::Tensor& positions, const at::Tensor& inv_freq) {
     rope_inplace(q, k, positions, inv_freq);
-    ctx->mark_dirty({q, k});
     ctx->save_for_backward({positions, inv_freq});
+    ctx->mark_dirty({q, k});
     return {q, k};
   }
 
-  // The transposed rotation, out of place (autograd owns the incoming grads).
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const variable_list s = ctx->get_saved_variables();
-    const at::Tensor dq = rope_ready(grads[0]) ? grads[0] : grads[0].contiguous();
-    const at::Tensor dk = rope_ready(grads[1]) ? grads[1] : grads[1].contiguous();
-    const at::Tensor dq_in = at::empty_like(dq, at::MemoryFormat::Preserve);
-    const at::Tensor dk_in = at::empty_like(dk, at::MemoryFormat::Preserve);
-    if (dq_in.strides() != dq.strides() || dk_in.strides() != dk.strides()) {
-      const at::Tensor a = dq.contiguous(), b = dk.contiguous();
-      const at::Tensor ra = at::empty_like(a), rb = at::empty_like(b);
-      rope_launch(a, ra, b, rb, s[0], s[1], /*inverse=*/true);
-      return {ra, rb, at::Tensor(), at::Tensor()};
-    }
-    rope_launch(dq, dq_in, dk, dk_in, s[0], s[1], /*inverse=*/true);
-    return {dq_in, dk_in, at::Tensor(), at::Tensor()};
+    const auto [dq, dk] = rope_inverse(grads[0], grads[1], s[0], s[1]);
+    return {dq, dk, at::Tensor(), at::Tensor()};
+  }
+};
+
+struct RopeOneFunction : torch::autograd::Function<RopeOneFunction> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& positions,
+                            const at::Tensor& inv_freq) {
+    rope_inplace(x, at::Tensor(), positions, inv_freq);
+    ctx->save_for_backward({positions, inv_freq});
+    ctx->mark_dirty({x});
+    return x;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list s = ctx->get_saved_variables();
+    return {rope_inverse(grads[0], at::Tensor(), s[0], s[1]).first, at::Tensor(), at::Tensor()};
   }
 };
 
@@ -684,6 +705,9 @@ std::tuple<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor& x, const at::T
 std::tuple<at::Tensor, at::Tensor> rope_(const at::Tensor& q, const at::Tensor& k, const at::Tensor& positions,
                                          const at::Tensor& inv_freq) {
   check_rope(q, k, positions, inv_freq);
+  if (q.is_view() || k.is_view()) {
+    return {RopeOneFunction::apply(q, positions, inv_freq), RopeOneFunction::apply(k, positions, inv_freq)};
+  }
   const variable_list out = RopeFunction::apply(q, k, positions, inv_freq);
   return {out[0], out[1]};
 }
