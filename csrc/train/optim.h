@@ -25,7 +25,7 @@
 #include <utility>
 #include <vector>
 
-#include "model/config.h"
+#include "config/config.h"
 
 namespace lighthouse::train {
 
