@@ -114,19 +114,32 @@ double lr_at(const config::Config& cfg, int64_t step) {
 
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
   at::NoGradGuard no_grad;
-  std::vector<at::Tensor> norms;
+  std::vector<at::Tensor> grads;
   for (const auto& p : params) {
-    if (p.grad().defined()) norms.push_back(p.grad().norm(2).to(at::kFloat));
+    if (p.grad().defined()) grads.push_back(p.grad());
   }
-  if (norms.empty()) return 0.0;
+  if (grads.empty()) return 0.0;
+  // On CUDA one multi-tensor launch for the norms and one for the scaling
+  // (as torch.nn.utils.clip_grad_norm_ with foreach); on CPU one op per
+  // tensor, so CPU results stay exactly what they were.
+  const bool foreach = grads.front().is_cuda();
+  std::vector<at::Tensor> norms;
+  if (foreach) {
+    norms = at::_foreach_norm(grads, 2);
+  } else {
+    for (const auto& g : grads) norms.push_back(g.norm(2));
+  }
+  for (auto& n : norms) n = n.to(at::kFloat);
   const at::Tensor total = at::stack(norms).norm(2);
   const double value = total.item<double>();
   if (max_norm > 0 && std::isfinite(value)) {
     // As torch: clip_coef = max_norm / (norm + 1e-6), clamped to 1, applied on
     // the device without a second synchronisation.
     const at::Tensor coef = at::clamp_max(max_norm / (total + 1e-6), 1.0);
-    for (const auto& p : params) {
-      if (p.grad().defined()) p.grad().mul_(coef.to(p.grad().scalar_type()));
+    if (foreach) {
+      at::_foreach_mul_(grads, coef.to(grads.front().scalar_type()));
+    } else {
+      for (const auto& g : grads) g.mul_(coef.to(g.scalar_type()));
     }
   }
   return value;

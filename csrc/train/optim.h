@@ -79,6 +79,7 @@ double lr_at(const config::Config& cfg, int64_t step);
 // if max_norm > 0 and the norm is finite, scales the gradients so that the
 // norm is at most max_norm. Returns the norm before clipping (inf or nan if
 // any gradient is not finite). Parameters without a gradient are skipped.
+// On CUDA through multi-tensor (foreach) kernels.
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
 
 }  // namespace lighthouse::train
