@@ -192,6 +192,44 @@ LH_HD void sincos_d(double a, double* s, double* c) {
 // sigmoid(g) = 1 / (1 + exp(-g)).
 LH_HD double sigmoid_d(double g) { return 1.0 / (1.0 + exp_d(-g)); }
 
+LH_HD float float_of_bits(int32_t b) {
+#if defined(__CUDA_ARCH__)
+  return __int_as_float(b);
+#else
+  float x;
+  std::memcpy(&x, &b, sizeof x);
+  return x;
+#endif
+}
+
+// exp(x) in fp32, to about 2 fp32 ulps; results below 2^-126 flush to 0.
+// For element-wise work whose result is rounded to a 16-bit type anyway
+// (fp32 throughput instead of fp64's).
+LH_HD float exp_f(float x) {
+  if (x != x) return x;
+  constexpr float kInvLn2 = 1.4426950216293335f;
+  constexpr float kLn2Hi = 0.693145751953125f;  // 15 significant bits: k * kLn2Hi is exact
+  constexpr float kLn2Lo = 1.428606765330187e-06f;
+  if (x > 89.0f) return float_of_bits(0x7f800000);
+  if (x < -104.0f) return 0.0f;
+  const float k = floorf(x * kInvLn2 + 0.5f);
+  if (k > 127.0f) return float_of_bits(0x7f800000);
+  if (k < -126.0f) return 0.0f;
+  const float r = (x - k * kLn2Hi) - k * kLn2Lo;
+  // Taylor series to r^7 / 7!.
+  float p = 0.00019841270113829523f;
+  p = p * r + 0.0013888889225199819f;
+  p = p * r + 0.008333333767950535f;
+  p = p * r + 0.0416666679084301f;
+  p = p * r + 0.1666666716337204f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  return p * float_of_bits((static_cast<int32_t>(k) + 127) << 23);
+}
+
+LH_HD float sigmoid_f(float g) { return 1.0f / (1.0f + exp_f(-g)); }
+
 // RoPE angle of position `pos` and frequency `inv_freq`: fp32 product, as
 // Hugging Face computes it (positions as fp32 times inv_freq in fp32).
 LH_HD float rope_angle(int64_t pos, float inv_freq) { return static_cast<float>(pos) * inv_freq; }
@@ -230,13 +268,30 @@ LH_HD void rope_pair(Acc x0, Acc x1, Acc c, Acc s, bool inverse, Acc* y0, Acc* y
   }
 }
 
-// SwiGLU, in double.
-LH_HD double swiglu_out(double g, double u) { return g * sigmoid_d(g) * u; }
-LH_HD void swiglu_grad(double g, double u, double dy, double* dg, double* du) {
-  const double s = sigmoid_d(g);
-  *du = dy * (g * s);
-  *dg = dy * u * (s * (1.0 + g * (1.0 - s)));
+// SwiGLU, in double (fp32 and fp64 tensors) or in fp32 (16-bit tensors,
+// whose final rounding dominates the error): Real is double or float.
+template <typename Real>
+LH_HD Real sigmoid_of(Real g);
+template <>
+LH_HD double sigmoid_of<double>(double g) {
+  return sigmoid_d(g);
 }
+template <>
+LH_HD float sigmoid_of<float>(float g) {
+  return sigmoid_f(g);
+}
+template <typename Real>
+LH_HD Real swiglu_out(Real g, Real u) {
+  return g * sigmoid_of<Real>(g) * u;
+}
+template <typename Real>
+LH_HD void swiglu_grad(Real g, Real u, Real dy, Real* dg, Real* du) {
+  const Real s = sigmoid_of<Real>(g);
+  *du = dy * (g * s);
+  *dg = dy * u * (s * (Real(1) + g * (Real(1) - s)));
+}
+// Whether SwiGLU on tensors of `dtype` computes in fp32 (else double).
+LH_HD bool swiglu_in_float(DType dtype) { return dtype == DType::kBFloat16 || dtype == DType::kFloat16; }
 
 // Cross-entropy: the row maximum keeps a NaN once seen.
 LH_HD double ce_max(double m, double z) { return (z > m || z != z) ? z : m; }

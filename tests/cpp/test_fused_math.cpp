@@ -35,6 +35,21 @@ TEST(FusedMath, ExpIsAccurateToAFewUlps) {
   EXPECT_TRUE(std::isnan(exp_d(std::nan(""))));
 }
 
+TEST(FusedMath, Fp32ExpIsAccurateToAFewFp32Ulps) {
+  std::mt19937_64 rng(10);
+  std::uniform_real_distribution<float> wide(-87.0f, 88.0f), narrow(-8.0f, 8.0f);
+  double worst = 0;
+  for (int i = 0; i < 200000; ++i) {
+    const float x = i % 2 ? wide(rng) : narrow(rng);
+    worst = std::max(worst, rel_err(exp_f(x), std::exp(static_cast<long double>(x))));
+  }
+  EXPECT_LT(worst, 3.0 * 5.96e-8) << "worst relative error (fp32 ulp 2^-24 = 5.96e-8)";
+  EXPECT_EQ(exp_f(0.0f), 1.0f);
+  EXPECT_TRUE(std::isinf(exp_f(100.0f)));
+  EXPECT_EQ(exp_f(-200.0f), 0.0f);
+  EXPECT_TRUE(std::isnan(exp_f(std::nanf(""))));
+}
+
 TEST(FusedMath, LogIsAccurateToAFewUlps) {
   std::mt19937_64 rng(8);
   std::uniform_real_distribution<double> mant(1.0, 2.0);

@@ -1,7 +1,7 @@
 /*
  * Fused SwiGLU on CUDA, forward and backward: one thread per 4 consecutive
- * elements of a row, the formulas of kernels/fused_math.h in double, each
- * result rounded to fp32 and then to T.
+ * elements of a row, the formulas of kernels/fused_math.h (in fp32 for
+ * 16-bit T, in double for fp32), each result rounded to fp32 and then to T.
  */
 #include "fused_common.cuh"
 #include "fused_cuda.h"
@@ -29,7 +29,10 @@ __global__ void __launch_bounds__(kFusedThreads) swiglu_kernel(SwigluParams p) {
     load4(at_row<T>(p.gate, r, c), g);
     load4(at_row<T>(p.up, r, c), u);
 #pragma unroll
-    for (int e = 0; e < 4; ++e) y[e] = static_cast<float>(lhf::swiglu_out(g[e], u[e]));
+    for (int e = 0; e < 4; ++e) {
+      y[e] =
+          sizeof(T) == 2 ? lhf::swiglu_out<float>(g[e], u[e]) : static_cast<float>(lhf::swiglu_out<double>(g[e], u[e]));
+    }
     store4(at_row_out<T>(p.out, r, c), y);
   }
 }
@@ -46,10 +49,14 @@ __global__ void __launch_bounds__(kFusedThreads) swiglu_backward_kernel(SwigluBa
     load4(at_row<T>(p.dout, r, c), dy);
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      double a, b;
-      lhf::swiglu_grad(g[e], u[e], dy[e], &a, &b);
-      dg[e] = static_cast<float>(a);
-      du[e] = static_cast<float>(b);
+      if (sizeof(T) == 2) {
+        lhf::swiglu_grad<float>(g[e], u[e], dy[e], &dg[e], &du[e]);
+      } else {
+        double a, b;
+        lhf::swiglu_grad<double>(g[e], u[e], dy[e], &a, &b);
+        dg[e] = static_cast<float>(a);
+        du[e] = static_cast<float>(b);
+      }
     }
     store4(at_row_out<T>(p.d_gate, r, c), dg);
     store4(at_row_out<T>(p.d_up, r, c), du);
