@@ -4,9 +4,8 @@
  */
 #include "bench/train_profile.h"
 
-#include <torch/csrc/autograd/profiler_kineto.h>
-
 #include <ATen/record_function.h>
+#include <torch/csrc/autograd/profiler_kineto.h>
 
 #include <algorithm>
 #include <cctype>
@@ -17,9 +16,9 @@
 namespace lighthouse::bench {
 
 const char* category_name(Category c) {
-  static const char* const kNames[kCategories] = {"matmul", "attention", "lighthouse_stages", "normalisation",
-                                                  "rope",   "activation", "loss", "optimizer",
-                                                  "copies", "recompute",  "other"};
+  static const char* const kNames[kCategories] = {
+      "matmul",    "attention", "lighthouse_stages", "normalisation", "rope", "activation", "loss",
+      "optimizer", "copies",    "recompute",         "other"};
   return kNames[static_cast<int>(c)];
 }
 
@@ -39,17 +38,16 @@ const std::vector<Rule>& rules() {
       {Category::kNorm, {"rms_norm", "RmsNorm", "NormQkv", "AddNormGateUp"}},
       {Category::kRope, {"rope_kernel", "RopeFunction", "RopeOneFunction"}},
       {Category::kActivation, {"swiglu", "Swiglu", "SwigluDown"}},
-      {Category::kLoss, {"cross_entropy", "CrossEntropy", "ordered_sum", "nll_loss", "log_softmax", "NllLoss",
-                         "LogSoftmax"}},
+      {Category::kLoss,
+       {"cross_entropy", "CrossEntropy", "ordered_sum", "nll_loss", "log_softmax", "NllLoss", "LogSoftmax"}},
       {Category::kLighthouse, {"lighthouse::", "GatherFunction", "ScatterFunction"}},
       {Category::kMatmul,
        {"gemm", "Gemm", "GEMM", "cutlass", "cublas", "xmma", "nvjet", "aten::mm", "aten::addmm", "aten::bmm",
         "aten::baddbmm", "aten::_scaled_mm", "MmBackward", "AddmmBackward", "BmmBackward"}},
       {Category::kOptimizer, {"adam", "Adam", "multi_tensor", "foreach", "lh::optimizer"}},
       {Category::kCopies,
-       {"Memcpy", "Memset", "memcpy", "memset", "copy_kernel", "CatArray", "aten::copy_", "aten::_to_copy",
-        "aten::to", "aten::contiguous", "aten::clone", "aten::cat", "ToCopyBackward", "CatBackward",
-        "CloneBackward"}},
+       {"Memcpy", "Memset", "memcpy", "memset", "copy_kernel", "CatArray", "aten::copy_", "aten::_to_copy", "aten::to",
+        "aten::contiguous", "aten::clone", "aten::cat", "ToCopyBackward", "CatBackward", "CloneBackward"}},
       {Category::kNorm, {"lh::norm"}},
       {Category::kRope, {"lh::rope"}},
       {Category::kActivation, {"lh::activation"}},
