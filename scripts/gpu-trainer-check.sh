@@ -8,7 +8,8 @@
 #    through a null function pointer after the last step):
 #      lighthouse train --preset gpu-small --no-baseline --steps 8
 #        --stage2.start_step 6 --deterministic --checkpoint.every 4 --eval.every 0
-#    run from the repository root (it writes runs/gpu-small/, removed first).
+#    run from the repository root (it writes the preset's run directory,
+#    runs/gpu-small/, removed first).
 #    Its exit code is reported; if it is not 0 the command runs again under
 #    cuda-gdb (batch: run, backtrace, shared libraries) into
 #    $OUT/exit-crash-backtrace.txt. $OUT/exit-diagnostics.txt records the
@@ -45,8 +46,10 @@ ARGS=(train --preset gpu-small --no-baseline --steps 8 --stage2.start_step 6 --d
     grep -c recursive_directory_iterator7__erase)"
 } >"$OUT/exit-diagnostics.txt" 2>&1
 
-# 1. The exact command, fresh.
-rm -rf runs/gpu-small
+# 1. The exact command, fresh, in the preset's run directory.
+RUN_ROOT=$("$LH" "${ARGS[@]}" --print-config | sed -n 's/^run_dir = "\(.*\)"$/\1/p')
+[[ -n $RUN_ROOT ]] || { echo "trainer check FAIL: no run_dir in --print-config"; exit 1; }
+rm -rf "$RUN_ROOT"
 start=$(date +%s)
 "$LH" "${ARGS[@]}" >"$OUT/exit-run.log" 2>&1
 rc=$?
@@ -57,15 +60,15 @@ else
   echo "exit check FAIL: exit code $rc (log: $OUT/exit-run.log; backtrace: $OUT/exit-crash-backtrace.txt)"
   tail -5 "$OUT/exit-run.log"
   status=1
-  cp -r runs/gpu-small "$OUT/crashed-run-files" 2>/dev/null
+  cp -r "$RUN_ROOT" "$OUT/crashed-run-files" 2>/dev/null
   find "$OUT/crashed-run-files" -name '*.safetensors' -delete 2>/dev/null
-  rm -rf runs/gpu-small
+  rm -rf "$RUN_ROOT"
   timeout 300 cuda-gdb -batch -ex 'set pagination off' -ex run -ex bt -ex 'info registers rip' \
     -ex 'info sharedlibrary' --args "$LH" "${ARGS[@]}" >"$OUT/exit-crash-backtrace.txt" 2>&1
   echo "cuda-gdb rerun: exit $? ($(grep -c '^#' "$OUT/exit-crash-backtrace.txt") frames in $OUT/exit-crash-backtrace.txt)"
   grep -E '^#[0-9]' "$OUT/exit-crash-backtrace.txt" | head -12
 fi
-cp runs/gpu-small/two-stage/metrics.jsonl "$OUT/full-metrics.jsonl" 2>/dev/null
+cp "$RUN_ROOT/two-stage/metrics.jsonl" "$OUT/full-metrics.jsonl" 2>/dev/null
 
 # 2. Exact resume: stopped after step 4, resumed from the run directory.
 SPLIT=runs/gpu-check-split
@@ -101,5 +104,5 @@ EOF
 )
 echo "exact resume check (exit codes $rc1, $rc2, $(($(date +%s) - start)) s): $verdict"
 [[ $rc1 == 0 && $rc2 == 0 && $verdict == PASS* ]] || status=1
-rm -rf "$SPLIT" runs/gpu-small
+rm -rf "$SPLIT" "$RUN_ROOT"
 exit $status

@@ -2,7 +2,7 @@
  * Fused training ops on at::Tensor, differentiable (custom autograd
  * Functions with their own backward kernels), on CPU (the CPU twins) and
  * CUDA (the kernels): csrc/kernels/fused_params.h says what each computes.
- * The model calls them when train.fused is on; torch.ops.lighthouse._fused_*
+ * The model calls them when train.fused is on; torch.ops.lighthouse_fused._fused_*
  * exposes them to the tests.
  *
  * Invariants: deterministic (fixed reduction orders, no atomics; the matmuls

@@ -1,5 +1,5 @@
 /*
- * torch.ops.lighthouse._fused_*: the fused training ops (fused.h) for the
+ * torch.ops.lighthouse_fused._fused_*: the fused training ops (fused.h) for the
  * tests and Python callers. Composite (autograd flows through the ops' own
  * autograd Functions); the RoPE op works on copies of q and k (the C++ API
  * rotates in place).
@@ -29,7 +29,7 @@ at::Tensor inv_freq_cpu(int64_t head_dim, double theta) { return rope_inv_freq(h
 
 }  // namespace
 
-TORCH_LIBRARY_FRAGMENT(lighthouse, m) {
+TORCH_LIBRARY(lighthouse_fused, m) {
   m.def("_fused_rms_norm(Tensor x, Tensor weight, float eps, ScalarType dtype) -> Tensor", &rms_norm);
   m.def(
       "_fused_add_rms_norm(Tensor x, Tensor residual, Tensor weight, float eps, ScalarType dtype) "

@@ -1,4 +1,4 @@
-"""GPU tests of the fused training ops (torch.ops.lighthouse._fused_*): run on
+"""GPU tests of the fused training ops (torch.ops.lighthouse_fused._fused_*): run on
 a GPU machine through scripts/gpu-check.sh test (or scripts/gpu-perf.sh);
 skipped as a whole where CUDA is absent.
 
@@ -28,7 +28,7 @@ from tolerances import assert_within_rule  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
-ops = torch.ops.lighthouse
+ops = torch.ops.lighthouse_fused
 DEV = "cuda"
 BF16 = torch.bfloat16
 EPS = 1e-5

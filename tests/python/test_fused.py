@@ -1,4 +1,4 @@
-"""The fused training ops on CPU (their CPU twins): torch.ops.lighthouse._fused_*.
+"""The fused training ops on CPU (their CPU twins): torch.ops.lighthouse_fused._fused_*.
 
 - Against the unfused path (fused_reference.py, the stock ops the model
   uses today) under the tolerance rule: error vs a float64 reference within
@@ -19,7 +19,7 @@ import torch
 import fused_reference as ref
 from tolerances import assert_within_rule
 
-ops = torch.ops.lighthouse
+ops = torch.ops.lighthouse_fused
 F64 = torch.float64
 EPS = 1e-5
 
