@@ -130,7 +130,7 @@ TrainBenchRun TrainBench::run(const std::string& attention, bool fused) {
                                    ? at::kFloat
                                    : at::kBFloat16;
   at::manual_seed(static_cast<uint64_t>(cfg.train.seed));
-  {
+  try {
     model::Llama model(cfg.model, model::attention_plan(cfg.model, cfg.lighthouse), device_,
                        static_cast<uint64_t>(cfg.train.seed));
     model.set_compute_dtype(dtype);
@@ -194,6 +194,11 @@ TrainBenchRun TrainBench::run(const std::string& attention, bool fused) {
           device_.is_cuda());
       r.profiled = true;
     }
+  } catch (...) {
+    // The model and its activations are gone: free the cache for the next
+    // configuration (after an out-of-memory error, say).
+    release_cached_memory(device_);
+    throw;
   }
   release_cached_memory(device_);
   return r;

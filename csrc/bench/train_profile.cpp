@@ -221,7 +221,11 @@ Breakdown profile_breakdown(const std::function<void()>& fn, bool cuda) {
       }
       add(e.name(), classify(names, fwd), static_cast<double>(e.durationNs()) / 1e6);
     }
-  } else {
+  }
+  // CPU self time: on CPU, and on CUDA when the profiler saw no GPU
+  // activity (no CUPTI where the program runs): then device_time is false.
+  if (out.items == 0) {
+    out.device_time = false;
     for (size_t i = 0; i < nodes.size(); ++i) {
       const double self_ns = static_cast<double>(nodes[i].end - nodes[i].start) - nodes[i].child_ns;
       if (self_ns <= 0) continue;

@@ -5,7 +5,8 @@
  *
  * Work items: on CUDA every GPU kernel, memcpy and memset (their device
  * time); on CPU every CPU event's self time (its duration minus its
- * children's). Each item is classified by names, innermost first: the
+ * children's), also on CUDA when the profiler recorded no GPU activity
+ * (CUPTI not found at run time; device_time says which). Each item is classified by names, innermost first: the
  * kernel's own name, then the CPU ops that enclose it (for a GPU kernel,
  * those around the op that launched it), then, for work done in backward,
  * the ops around the forward op that created the autograd node (matched by

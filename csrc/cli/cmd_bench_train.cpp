@@ -10,12 +10,15 @@
  *   lighthouse bench train --check-only --device cuda       # the checks alone; exit 1 if one fails
  *
  * Config overrides as for `lighthouse train` (`--train.seq_len 32768`, ...).
+ * A configuration that fails (out of memory, say) prints its error and the
+ * others still run; the exit code is then 1.
  */
 #include <ATen/Context.h>
 #include <c10/util/Exception.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -138,10 +141,23 @@ int bench_train_main(int argc, char** argv) {
   std::vector<bool> fusions = fused == "both" ? std::vector<bool>{false, true} : std::vector<bool>{fused == "on"};
   bench::Json runs = bench::Json::array();
   std::vector<bench::TrainBenchRun> done;
+  int failed = 0;
   for (const auto& a : attentions) {
     for (const bool f : fusions) {
       std::fprintf(stderr, "[bench train] %s, fused %s ...\n", a.c_str(), f ? "on" : "off");
-      const bench::TrainBenchRun r = b.run(a, f);
+      bench::TrainBenchRun r;
+      try {
+        r = b.run(a, f);
+      } catch (const std::exception& e) {
+        // One configuration failing (out of memory, say) does not lose the
+        // others: its row and JSON entry carry the error, the exit code is 1.
+        const std::string what = std::string(e.what()).substr(0, 400);
+        std::printf("%10s %5s | failed: %s\n", a.c_str(), f ? "on" : "off", what.substr(0, what.find('\n')).c_str());
+        runs.push_back({{"attention", a}, {"fused", f}, {"error", what}});
+        if (!json_path.empty()) bench::write_json(json_path, b.document(runs));
+        ++failed;
+        continue;
+      }
       done.push_back(r);
       runs.push_back(b.run_json(r));
       t.print_row({a, f ? "on" : "off", bench::format_ms(r.forward_ms), bench::format_ms(r.backward_ms),
@@ -173,7 +189,7 @@ int bench_train_main(int argc, char** argv) {
                   r.checkpointing.c_str(), r.layers.c_str(), r.fused_optimizer ? "fused AdamW" : "AdamW");
     }
   }
-  if (done.size() == 4 && done[0].tokens_per_s > 0) {
+  if (failed == 0 && done.size() == 4 && done[0].tokens_per_s > 0) {
     std::printf(
         "\nLighthouse / dense tokens/s: unfused %.2fx, fused %.2fx; fused / unfused: Lighthouse %.2fx, dense %.2fx\n",
         done[0].tokens_per_s / done[2].tokens_per_s, done[1].tokens_per_s / done[3].tokens_per_s,
@@ -181,7 +197,8 @@ int bench_train_main(int argc, char** argv) {
   }
   std::fflush(stdout);
   if (!json_path.empty()) std::printf("wrote %s\n", json_path.c_str());
-  return 0;
+  if (failed > 0) std::printf("%d configuration(s) FAILED (see above)\n", failed);
+  return failed > 0 ? 1 : 0;
 }
 
 }  // namespace lighthouse::cli
