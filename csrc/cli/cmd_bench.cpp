@@ -6,13 +6,17 @@
  *
  * Prints a table, a row per (N, top_k) as it completes, and with --stages a
  * per-stage table; `--json` writes every number (rewritten after each row).
+ * The default CUDA grid is two geometries: B=1 H=8 d=128 L=3 p=4 over N
+ * (with issue 14's N = 200,000) and issue 14's B=2 H=16 H_kv=4 d=64 L=4
+ * p=4 at N = 262,144 (JSON: under "extra_grids").
+ * `lighthouse bench train` is the training-step benchmark (cmd_bench_train.cpp).
  */
 #include <ATen/Context.h>
 #include <c10/util/Exception.h>
 
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,6 +24,10 @@
 #include "commands.h"
 
 namespace lighthouse::cli {
+
+// `lighthouse bench train` (cmd_bench_train.cpp).
+int bench_train_main(int argc, char** argv);
+
 namespace {
 
 using bench::format_ms;
@@ -74,15 +82,18 @@ void print_stages(const std::vector<bench::OpBenchRow>& rows) {
   }
 }
 
-int run_bench(const bench::OpBenchConfig& a, const std::string& json_path) {
+// One grid (one geometry, several N): prints its table a row at a time;
+// `write` receives the grid's JSON document after each row.
+void run_grid(const bench::OpBenchConfig& a, const std::function<void(const bench::Json&)>& write) {
   bench::OpBench b(a);
   std::printf("%s\n", b.validation().c_str());
-  std::printf("\nLighthouse vs dense causal SDPA on %s: %s, B=%lld H=%lld H_kv=%lld d=%lld, L=%lld p=%lld, scorer %s, "
-              "inner SDPA %s; median of up to %d runs (3 when a run exceeds %.0f ms, 1 above 5x that) after %d warm-up\n",
-              b.device().str().c_str(), a.dtype.c_str(), static_cast<long long>(a.batch),
-              static_cast<long long>(a.heads), static_cast<long long>(a.kv_heads), static_cast<long long>(a.head_dim),
-              static_cast<long long>(a.levels), static_cast<long long>(a.pool), a.scorer.c_str(),
-              b.backend_used().c_str(), a.repeats, bench::Timer::kSlowMs, a.warmup);
+  std::printf(
+      "\nLighthouse vs dense causal SDPA on %s: %s, B=%lld H=%lld H_kv=%lld d=%lld, L=%lld p=%lld, scorer %s, "
+      "inner SDPA %s; median of up to %d runs (3 when a run exceeds %.0f ms, 1 above 5x that) after %d warm-up\n",
+      b.device().str().c_str(), a.dtype.c_str(), static_cast<long long>(a.batch), static_cast<long long>(a.heads),
+      static_cast<long long>(a.kv_heads), static_cast<long long>(a.head_dim), static_cast<long long>(a.levels),
+      static_cast<long long>(a.pool), a.scorer.c_str(), b.backend_used().c_str(), a.repeats, bench::Timer::kSlowMs,
+      a.warmup);
   const bench::Table table = results_table(b);
   table.print_header();
 
@@ -96,13 +107,30 @@ int run_bench(const bench::OpBenchConfig& a, const std::string& json_path) {
     rows.push_back(b.row_json(r));
     done.push_back(r);
     table.print_row(results_cells(b, r));
-    if (!json_path.empty()) bench::write_json(json_path, b.document(rows));
+    write(b.document(rows));
     std::fprintf(stderr, "[bench] N=%lld: Lighthouse fwd+bwd %s ms, SDPA on S %s ms\n", static_cast<long long>(r.n),
                  format_ms(r.lh_fwd_bwd).c_str(), format_ms(r.floor_fwd_bwd).c_str());
   }
   if (a.stages) print_stages(done);
   std::fflush(stdout);
+}
 
+// The grids in order; the JSON file is the first grid's document with the
+// others under "extra_grids".
+int run_bench(const std::vector<bench::OpBenchConfig>& grids, const std::string& json_path) {
+  std::vector<bench::Json> docs(grids.size());
+  for (size_t g = 0; g < grids.size(); ++g) {
+    run_grid(grids[g], [&](const bench::Json& doc) {
+      docs[g] = doc;
+      if (json_path.empty()) return;
+      bench::Json out = docs[0];
+      if (grids.size() > 1) {
+        out["extra_grids"] = bench::Json::array();
+        for (size_t i = 1; i <= g && i < docs.size(); ++i) out["extra_grids"].push_back(docs[i]);
+      }
+      bench::write_json(json_path, out);
+    });
+  }
   if (!json_path.empty()) std::printf("wrote %s\n", json_path.c_str());
   return 0;
 }
@@ -127,7 +155,8 @@ int bench_main(int argc, char** argv) {
   app.add_option("--scorer", a.scorer, "norm | dilated")->capture_default_str();
   app.add_option("--backend", a.backend, "inner SDPA backend: auto | cudnn | flash | efficient | math")
       ->capture_default_str();
-  app.add_option("--dense", a.dense_backends, "dense baselines (default: flash (the CPU flash kernel) on CPU; cudnn,flash on CUDA)")
+  app.add_option("--dense", a.dense_backends,
+                 "dense baselines (default: flash (the CPU flash kernel) on CPU; cudnn,flash on CUDA)")
       ->delimiter(',');
   app.add_flag("--no-dense", no_dense, "skip the dense baselines");
   app.add_option("--dense-max-n", a.dense_max_n, "skip dense baselines above this N (0: never)");
@@ -136,6 +165,8 @@ int bench_main(int argc, char** argv) {
   app.add_flag("--stages", a.stages, "also time each stage alone");
   app.add_option("--json", json_path, "write all numbers to this JSON file");
   app.allow_extras(false);
+  // `lighthouse bench train ...`: the training-step benchmark (cmd_bench_train.cpp).
+  if (argc > 1 && std::string(argv[1]) == "train") return bench_train_main(argc - 1, argv + 1);
   // `lighthouse bench op ...` is the same as `lighthouse bench ...`.
   std::vector<char*> args(argv, argv + argc);
   if (args.size() > 1 && std::string(args[1]) == "op") args.erase(args.begin() + 1);
@@ -154,24 +185,41 @@ int bench_main(int argc, char** argv) {
   if (a.head_dim == 0) a.head_dim = cuda ? 128 : 64;
   if (a.dtype.empty()) a.dtype = cuda ? "bfloat16" : "float32";
   if (a.repeats == 0) a.repeats = cuda ? 10 : 3;
-  if (a.dense_backends.empty()) a.dense_backends = cuda ? std::vector<std::string>{"cudnn", "flash"}
-                                                        : std::vector<std::string>{"flash"};
+  if (a.dense_backends.empty())
+    a.dense_backends = cuda ? std::vector<std::string>{"cudnn", "flash"} : std::vector<std::string>{"flash"};
+  std::vector<bench::OpBenchConfig> grids;
   if (a.seq_lens.empty()) {
     if (cuda) {
-      a.seq_lens = {32768, 65536, 98304, 131072, 262144, 524288, 1048576};
-      if (a.top_ks.empty()) a.top_ks = {2048, 4096, 1536, 4096, 4096, 4096, 4096};
+      // The default grid, with N = 200,000 (padded to 200,704) from issue 14.
+      a.seq_lens = {32768, 65536, 98304, 131072, 200000, 262144, 524288, 1048576};
+      if (a.top_ks.empty()) a.top_ks = {2048, 4096, 1536, 4096, 2048, 4096, 4096, 4096};
+      // Issue 14's second untuned shape: batch 2, GQA 16/4 heads of 64, L=4.
+      bench::OpBenchConfig gqa = a;
+      gqa.batch = 2;
+      gqa.heads = 16;
+      gqa.kv_heads = 4;
+      gqa.head_dim = 64;
+      gqa.levels = 4;
+      gqa.pool = 4;
+      gqa.seq_lens = {262144};
+      gqa.top_ks = {2048};
+      grids.push_back(gqa);
     } else {
       a.seq_lens = {8192, 16384, 32768};
     }
   }
   if (a.top_ks.empty()) a.top_ks = {512};
-  if (no_dense) a.dense_backends.clear();
+  grids.insert(grids.begin(), a);
+  for (auto& g : grids) {
+    if (no_dense) g.dense_backends.clear();
+  }
   TORCH_CHECK(a.repeats >= 1 && a.warmup >= 0, "--repeats must be >= 1 and --warmup >= 0");
-  return run_bench(a, json_path);
+  return run_bench(grids, json_path);
 }
 
 }  // namespace
 
-LIGHTHOUSE_COMMAND(bench, "op benchmark: Lighthouse vs dense causal SDPA (CPU or CUDA)", bench_main);
+LIGHTHOUSE_COMMAND(bench, "benchmarks: the op (Lighthouse vs dense causal SDPA; `bench train`: a training step)",
+                   bench_main);
 
 }  // namespace lighthouse::cli

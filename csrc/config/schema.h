@@ -64,6 +64,13 @@ struct TrainConfig {
   std::string device = "auto";     // auto | cpu | cuda | cuda:N
   std::string precision = "auto";  // auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
   bool activation_checkpointing = false;
+  // Fused kernels (csrc/ops/fused.h) for norms, RoPE, SwiGLU and the loss;
+  // off until measured faster on the GPU (docs/benchmarks.md).
+  bool fused = false;
+  // With fused and activation_checkpointing: the activation memory budget in
+  // GiB that chooses each layer's recompute (csrc/train/memory_plan.h);
+  // 0: 90% of the device's memory (CUDA), no limit on CPU.
+  double memory_budget_gb = 0;
   bool deterministic = false;
   int64_t threads = 0;             // CPU threads; 0: all cores (2 in deterministic mode)
   std::string nonfinite = "stop";  // stop | skip: a step whose loss or gradients are not finite

@@ -89,6 +89,8 @@ void validate(const Config& c) {
        "train.precision must be auto, fp32 or bf16, got '" + t.precision + "'");
   need(t.threads >= 0 && t.threads <= 1024, "train.threads must be in [0, 1024], got " + str(t.threads));
   need(one_of(t.nonfinite, {"stop", "skip"}), "train.nonfinite must be stop or skip, got '" + t.nonfinite + "'");
+  need(std::isfinite(t.memory_budget_gb) && t.memory_budget_gb >= 0,
+       "train.memory_budget_gb must be >= 0 (0: 90% of the GPU's memory), got " + str(t.memory_budget_gb));
   need(std::isfinite(t.max_seconds) && t.max_seconds >= 0,
        "train.max_seconds must be >= 0 (0: no limit), got " + str(t.max_seconds));
   need(!t.run_dir.empty(), "train.run_dir must not be empty");

@@ -1,17 +1,23 @@
 /*
  * The Llama decoder (llama.h): weights, RoPE, blocks, hidden states, logits
  * and the next-token loss. Attention and the way blocks run (directly or
- * checkpointed) are given from outside.
+ * checkpointed) are given from outside. The block, the final norm and the
+ * loss have a fused form (csrc/ops/fused.h, set_fused). Profiler scopes
+ * (lh::norm, lh::rope, lh::attention, lh::activation, lh::loss) name the
+ * parts for `lighthouse bench train`'s breakdown; they cost nothing when no
+ * profiler runs.
  */
 #include "model/llama.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
+#include <ATen/record_function.h>
 
 #include <cmath>
 
 #include "ops/checks.h"
+#include "ops/fused.h"
 
 namespace lighthouse::model {
 
@@ -25,7 +31,8 @@ const char* const kLayerParamNames[kLayerParams] = {
 
 // Hugging Face LlamaRMSNorm: normalise in fp32, scale in the input dtype.
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  const at::Tensor xf = x.to(at::kFloat);
+  RECORD_USER_SCOPE("lh::norm");
+  const at::Tensor xf = x.scalar_type() == at::kDouble ? x : x.to(at::kFloat);
   const at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
   return weight * (xf * at::rsqrt(var + eps)).to(x.scalar_type());
 }
@@ -38,8 +45,10 @@ at::Tensor rotate_half(const at::Tensor& x) {
 // x [B, N, H, d]; cos, sin [N, d] fp32. The rotation runs in fp32 and the
 // result returns to x's dtype.
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  const at::Tensor xf = x.to(at::kFloat);
-  const at::Tensor c = cos.unsqueeze(1), s = sin.unsqueeze(1);  // [N, 1, d]
+  RECORD_USER_SCOPE("lh::rope");
+  const at::ScalarType work = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::Tensor xf = x.to(work);
+  const at::Tensor c = cos.to(work).unsqueeze(1), s = sin.to(work).unsqueeze(1);  // [N, 1, d]
   return (xf * c + rotate_half(xf) * s).to(x.scalar_type());
 }
 
@@ -125,8 +134,20 @@ const Attention& Llama::attention(int64_t layer) const {
 }
 
 void Llama::set_compute_dtype(at::ScalarType dtype) {
-  LH_CHECK(dtype == at::kFloat || dtype == at::kBFloat16, "compute dtype must be float32 or bfloat16, got ", dtype);
+  LH_CHECK(dtype == at::kFloat || dtype == at::kBFloat16 || dtype == at::kDouble,
+           "compute dtype must be float32 or bfloat16 (float64 for reference runs), got ", dtype);
   compute_dtype_ = dtype;
+}
+
+void Llama::set_fused(bool on) {
+  fused_ = on;
+  if (on && !inv_freq_.defined()) inv_freq_ = fused::rope_inv_freq(head_dim_, model_.rope_theta, device_);
+}
+
+void Llama::set_selective_recompute(std::vector<bool> layers) {
+  LH_CHECK(layers.empty() || static_cast<int64_t>(layers.size()) == model_.layers,
+           "selective recompute: ", static_cast<int64_t>(layers.size()), " flags for ", model_.layers, " layers");
+  selective_ = std::move(layers);
 }
 
 void Llama::set_block_runner(BlockRunner runner) { runner_ = std::move(runner); }
@@ -170,6 +191,7 @@ LayerWeights Llama::layer_weights(int64_t layer) const {
 
 at::Tensor Llama::block(const LayerWeights& w, const at::Tensor& x, const RopeTables& rope, const Attention& attention,
                         const AttentionContext& context) const {
+  if (fused_) return fused_block(w, x, attention, context);
   const int64_t B = x.size(0), N = x.size(1);
   const at::ScalarType dt = compute_dtype_;
   const double eps = model_.norm_eps;
@@ -177,11 +199,42 @@ at::Tensor Llama::block(const LayerWeights& w, const at::Tensor& x, const RopeTa
   const at::Tensor q = apply_rope(linear(h, w.wq, dt).view({B, N, model_.heads, head_dim_}), rope.cos, rope.sin);
   const at::Tensor k = apply_rope(linear(h, w.wk, dt).view({B, N, model_.kv_heads, head_dim_}), rope.cos, rope.sin);
   const at::Tensor v = linear(h, w.wv, dt).view({B, N, model_.kv_heads, head_dim_});
-  const at::Tensor o = attention.forward(q, k, v, context).reshape({B, N, model_.heads * head_dim_});
+  at::Tensor o;
+  {
+    RECORD_USER_SCOPE("lh::attention");
+    o = attention.forward(q, k, v, context).reshape({B, N, model_.heads * head_dim_});
+  }
   const at::Tensor x1 = x + linear(o, w.wo, dt);  // fp32 residual
   const at::Tensor h2 = rms_norm(x1, w.post_norm, eps).to(dt);
-  const at::Tensor m = linear(at::silu(linear(h2, w.w_gate, dt)) * linear(h2, w.w_up, dt), w.w_down, dt);
-  return x1 + m;
+  const at::Tensor gate = linear(h2, w.w_gate, dt), up = linear(h2, w.w_up, dt);
+  at::Tensor act;
+  {
+    RECORD_USER_SCOPE("lh::activation");
+    act = at::silu(gate) * up;
+  }
+  return x1 + linear(act, w.w_down, dt);
+}
+
+at::Tensor Llama::fused_block(const LayerWeights& w, const at::Tensor& x, const Attention& attention,
+                              const AttentionContext& context) const {
+  // The block's math through csrc/ops/fused.h: norm + q, k, v projections
+  // (separate tensors in the layout attention takes), RoPE in place from
+  // the rows' positions, attention, o_proj, residual add + norm + gate and
+  // up projections, SwiGLU + down projection, residual add.
+  const int64_t B = x.size(0), N = x.size(1);
+  const at::ScalarType dt = compute_dtype_;
+  const double eps = model_.norm_eps;
+  const bool recompute = !selective_.empty() && selective_[static_cast<size_t>(context.layer)];
+  auto [q, k, v] = fused::norm_qkv(x, w.input_norm, eps, w.wq, w.wk, w.wv, head_dim_, dt, recompute);
+  fused::rope_(q, k, context.positions, inv_freq_);
+  at::Tensor o;
+  {
+    RECORD_USER_SCOPE("lh::attention");
+    o = attention.forward(q, k, v, context).reshape({B, N, model_.heads * head_dim_});
+  }
+  const auto [x1, gate, up] =
+      fused::add_norm_gate_up(x, linear(o, w.wo, dt), w.post_norm, eps, w.w_gate, w.w_up, dt, recompute);
+  return x1 + fused::swiglu_down(gate, up, w.w_down, recompute);
 }
 
 at::Tensor Llama::run_block(const at::Tensor& x, const RopeTables& rope, const AttentionContext& context) const {
@@ -201,19 +254,22 @@ at::Tensor Llama::hidden(const at::Tensor& tokens, const at::Tensor& positions) 
            tokens.scalar_type(), " ", tokens.sizes());
   AttentionContext context;
   context.positions = positions_for(tokens.size(1), positions);
-  const RopeTables rope = rope_tables(context.positions, head_dim_, model_.rope_theta);
-  at::Tensor x = at::embedding(params_[0].second, tokens.to(device_));  // [B, N, D] fp32
+  // The fused RoPE computes its angles from the positions: no tables.
+  const RopeTables rope = fused_ ? RopeTables{} : rope_tables(context.positions, head_dim_, model_.rope_theta);
+  at::Tensor x = at::embedding(params_[0].second, tokens.to(device_)).to(residual_dtype());  // [B, N, D]
   for (int64_t l = 0; l < model_.layers; ++l) {
     context.layer = l;
     x = runner_ ? runner_(*this, x, rope, context) : run_block(x, rope, context);
   }
-  return rms_norm(x, params_[params_.size() - 2].second, model_.norm_eps).to(compute_dtype_);
+  const at::Tensor& norm = params_[params_.size() - 2].second;
+  if (fused_) return fused::rms_norm(x, norm, model_.norm_eps, compute_dtype_);
+  return rms_norm(x, norm, model_.norm_eps).to(compute_dtype_);
 }
 
 at::Tensor Llama::logits(const at::Tensor& hidden) const {
   LH_CHECK(hidden.dim() >= 1 && hidden.size(-1) == model_.d_model,
            "hidden rows must be [..., D] with D = ", model_.d_model, ", got ", hidden.sizes());
-  return linear(hidden.to(compute_dtype_), params_.back().second, compute_dtype_).to(at::kFloat);
+  return linear(hidden.to(compute_dtype_), params_.back().second, compute_dtype_).to(residual_dtype());
 }
 
 at::Tensor Llama::forward(const at::Tensor& tokens, const at::Tensor& positions) const {
@@ -225,10 +281,19 @@ TokenLoss Llama::token_loss(const at::Tensor& inputs, const at::Tensor& targets,
   LH_CHECK(targets.scalar_type() == at::kLong && targets.sizes() == inputs.sizes(),
            "targets must be int64 of the inputs' shape ", inputs.sizes(), ", got ", targets.scalar_type(), " ",
            targets.sizes());
+  TokenLoss out;
+  if (fused_) {
+    // Chunked: the fp32 logits of the whole sequence never exist.
+    const at::Tensor h = hidden(inputs, positions);
+    RECORD_USER_SCOPE("lh::loss");
+    out.sum = std::get<0>(fused::linear_cross_entropy(h, params_.back().second, targets.to(device_), ignore_index));
+    out.count = targets.ne(ignore_index).sum().item<int64_t>();
+    return out;
+  }
   const at::Tensor logits = forward(inputs, positions);
+  RECORD_USER_SCOPE("lh::loss");
   // Reduction::Sum is the very sum Reduction::Mean divides by the count, so
   // sum / count equals cross_entropy's mean bit for bit (tests/cpp/model).
-  TokenLoss out;
   out.sum = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), targets.to(device_).reshape({-1}),
                                    /*weight=*/{}, at::Reduction::Sum, ignore_index);
   out.count = targets.ne(ignore_index).sum().item<int64_t>();

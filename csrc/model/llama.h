@@ -113,8 +113,21 @@ class Llama {
   std::vector<AttentionKind> layer_kinds() const { return plan_kinds(attention_); }
   bool any_lighthouse() const { return model::any_lighthouse(attention_); }
 
-  void set_compute_dtype(at::ScalarType dtype);  // kFloat or kBFloat16
+  // kFloat or kBFloat16; kDouble for reference runs in tests (the residual
+  // stream and the logits are then fp64 too).
+  void set_compute_dtype(at::ScalarType dtype);
   at::ScalarType compute_dtype() const { return compute_dtype_; }
+
+  // The fused kernels (csrc/ops/fused.h) for the norms, RoPE, SwiGLU and the
+  // loss: the same math up to rounding (csrc/bench/train_check.h,
+  // tests/cpp/model/test_fused_model.cpp). Off by default (train.fused).
+  void set_fused(bool on);
+  bool fused() const { return fused_; }
+  // Fused only: layers (one flag per layer; empty: none) whose blocks keep
+  // only their input and the matmul and attention outputs for backward and
+  // recompute the element-wise work there (selective activation
+  // checkpointing; results are bit-identical either way).
+  void set_selective_recompute(std::vector<bool> layers);
 
   // Parameters in a fixed order with Hugging Face names.
   const std::vector<std::pair<std::string, at::Tensor>>& named_parameters() const { return params_; }
@@ -153,6 +166,15 @@ class Llama {
   int64_t head_dim_;
   at::ScalarType compute_dtype_ = at::kFloat;
   BlockRunner runner_;
+  bool fused_ = false;
+  std::vector<bool> selective_;
+  at::Tensor inv_freq_;  // fused RoPE: fp32 [d/2] on the device
+
+  // block() through the fused pieces.
+  at::Tensor fused_block(const LayerWeights& w, const at::Tensor& x, const Attention& attention,
+                         const AttentionContext& context) const;
+  // fp32, or fp64 for a float64 compute dtype.
+  at::ScalarType residual_dtype() const { return compute_dtype_ == at::kDouble ? at::kDouble : at::kFloat; }
   std::vector<std::pair<std::string, at::Tensor>> params_;
   // Index into params_ of the first tensor of each layer (then 9 in order).
   std::vector<size_t> layer_offset_;

@@ -11,17 +11,49 @@
 
 namespace lighthouse::train {
 
-AdamW::AdamW(const std::vector<std::pair<std::string, at::Tensor>>& params, const config::OptimConfig& cfg)
+AdamW::AdamW(const std::vector<std::pair<std::string, at::Tensor>>& params, const config::OptimConfig& cfg,
+             AdamWImpl impl)
     : cfg_(cfg) {
+  bool fusable = !params.empty();
   for (const auto& [name, p] : params) {
     slots_.push_back({name, p, at::zeros_like(p, at::MemoryFormat::Contiguous),
                       at::zeros_like(p, at::MemoryFormat::Contiguous), p.dim() >= 2});
+    fusable = fusable && p.scalar_type() == at::kFloat && p.is_contiguous() && p.device() == params[0].second.device();
+  }
+  fused_ = impl == AdamWImpl::kFused || (impl == AdamWImpl::kAuto && fusable && params[0].second.is_cuda());
+  TORCH_CHECK(!fused_ || fusable,
+              "fused AdamW needs contiguous float32 parameters on one device; use the unfused implementation");
+  if (fused_) step_count_ = at::zeros({}, params[0].second.options().requires_grad(false));
+}
+
+void AdamW::step_fused(double lr) {
+  // One scalar serves every parameter: all share the update count (a
+  // parameter without a gradient skips the update but not the count, as in
+  // the unfused path). The kernel only reads it.
+  step_count_.fill_(static_cast<double>(steps_taken_));
+  for (const bool decay : {true, false}) {
+    std::vector<at::Tensor> params, grads, exp_avgs, exp_avg_sqs, steps;
+    for (Slot& s : slots_) {
+      if (s.decay != decay || !s.param.grad().defined()) continue;
+      params.push_back(s.param);
+      grads.push_back(s.param.grad());
+      exp_avgs.push_back(s.exp_avg);
+      exp_avg_sqs.push_back(s.exp_avg_sq);
+      steps.push_back(step_count_);
+    }
+    if (params.empty()) continue;
+    at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, lr, cfg_.beta1, cfg_.beta2,
+                      decay ? cfg_.weight_decay : 0.0, cfg_.eps, /*amsgrad=*/false, /*maximize=*/false);
   }
 }
 
 void AdamW::step(double lr) {
   at::NoGradGuard no_grad;
   ++steps_taken_;
+  if (fused_) {
+    step_fused(lr);
+    return;
+  }
   const double bias1 = 1.0 - std::pow(cfg_.beta1, static_cast<double>(steps_taken_));
   const double bias2 = 1.0 - std::pow(cfg_.beta2, static_cast<double>(steps_taken_));
   const double step_size = lr / bias1;
@@ -82,19 +114,32 @@ double lr_at(const config::Config& cfg, int64_t step) {
 
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
   at::NoGradGuard no_grad;
-  std::vector<at::Tensor> norms;
+  std::vector<at::Tensor> grads;
   for (const auto& p : params) {
-    if (p.grad().defined()) norms.push_back(p.grad().norm(2).to(at::kFloat));
+    if (p.grad().defined()) grads.push_back(p.grad());
   }
-  if (norms.empty()) return 0.0;
+  if (grads.empty()) return 0.0;
+  // On CUDA one multi-tensor launch for the norms and one for the scaling
+  // (as torch.nn.utils.clip_grad_norm_ with foreach); on CPU one op per
+  // tensor, so CPU results stay exactly what they were.
+  const bool foreach = grads.front().is_cuda();
+  std::vector<at::Tensor> norms;
+  if (foreach) {
+    norms = at::_foreach_norm(grads, 2);
+  } else {
+    for (const auto& g : grads) norms.push_back(g.norm(2));
+  }
+  for (auto& n : norms) n = n.to(at::kFloat);
   const at::Tensor total = at::stack(norms).norm(2);
   const double value = total.item<double>();
   if (max_norm > 0 && std::isfinite(value)) {
     // As torch: clip_coef = max_norm / (norm + 1e-6), clamped to 1, applied on
     // the device without a second synchronisation.
     const at::Tensor coef = at::clamp_max(max_norm / (total + 1e-6), 1.0);
-    for (const auto& p : params) {
-      if (p.grad().defined()) p.grad().mul_(coef.to(p.grad().scalar_type()));
+    if (foreach) {
+      at::_foreach_mul_(grads, coef.to(grads.front().scalar_type()));
+    } else {
+      for (const auto& g : grads) g.mul_(coef.to(g.scalar_type()));
     }
   }
   return value;

@@ -2,12 +2,18 @@
  * The optimizer side of a training step: AdamW, the learning-rate schedule
  * and global gradient-norm clipping.
  *
- * AdamW performs exactly the update of torch::optim::AdamW (decoupled weight
- * decay, bias-corrected moments; tests/cpp/train/test_optim.cpp checks it
- * bit for bit) with its state kept in plain named tensors, so that a
- * checkpoint stores and restores it without optimizer internals. Weight
- * decay applies to matrices (embedding, projections, lm_head), not to norm
- * gains.
+ * AdamW performs the update of torch::optim::AdamW (decoupled weight decay,
+ * bias-corrected moments) with its state kept in plain named tensors, so
+ * that a checkpoint stores and restores it without optimizer internals.
+ * Weight decay applies to matrices (embedding, projections, lm_head), not to
+ * norm gains. Two implementations of the same update:
+ *  - unfused: per parameter, exactly torch::optim::AdamW's tensor ops (bit
+ *    for bit: tests/cpp/train/test_optim.cpp); the default on CPU;
+ *  - fused: ATen's multi-tensor kernel (at::_fused_adamw_, two launches a
+ *    step: decay and no-decay parameters) on the fp32 master weights; the
+ *    default on CUDA. It rounds differently (it keeps the scalars in double),
+ *    so it equals the unfused update within the tolerance rule, not bit for
+ *    bit (test_optim on CPU, tests/gpu/test_fused_train.py on CUDA).
  */
 #pragma once
 
@@ -23,11 +29,16 @@
 
 namespace lighthouse::train {
 
+// Which implementation AdamW::step runs; kAuto: fused when every parameter
+// is an fp32 CUDA tensor on one device, unfused otherwise.
+enum class AdamWImpl { kAuto, kUnfused, kFused };
+
 class AdamW {
  public:
   // `params`: named leaves (the model's named_parameters()). Moments are
   // allocated as zeros like each parameter.
-  AdamW(const std::vector<std::pair<std::string, at::Tensor>>& params, const config::OptimConfig& cfg);
+  AdamW(const std::vector<std::pair<std::string, at::Tensor>>& params, const config::OptimConfig& cfg,
+        AdamWImpl impl = AdamWImpl::kAuto);
 
   // One update with learning rate `lr` from the parameters' .grad().
   // A parameter without a gradient is left alone (its moments too).
@@ -35,6 +46,8 @@ class AdamW {
 
   // Updates taken so far (bias correction uses it).
   int64_t steps_taken() const { return steps_taken_; }
+  // Whether step() runs the fused multi-tensor kernel.
+  bool fused() const { return fused_; }
 
   // "exp_avg.<name>" and "exp_avg_sq.<name>" for every parameter.
   std::map<std::string, at::Tensor> state() const;
@@ -48,9 +61,13 @@ class AdamW {
     at::Tensor param, exp_avg, exp_avg_sq;
     bool decay;
   };
+  void step_fused(double lr);
+
   std::vector<Slot> slots_;
   config::OptimConfig cfg_;
   int64_t steps_taken_ = 0;
+  bool fused_ = false;
+  at::Tensor step_count_;  // fused: the update count as an fp32 scalar on the parameters' device
 };
 
 // Learning rate of (1-based) step `step`: linear warm-up from 0 over
@@ -62,6 +79,7 @@ double lr_at(const config::Config& cfg, int64_t step);
 // if max_norm > 0 and the norm is finite, scales the gradients so that the
 // norm is at most max_norm. Returns the norm before clipping (inf or nan if
 // any gradient is not finite). Parameters without a gradient are skipped.
+// On CUDA through multi-tensor (foreach) kernels.
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
 
 }  // namespace lighthouse::train

@@ -231,7 +231,7 @@ Trainer::Trainer(const config::Config& cfg_in, const RunOptions& opt) : s_(std::
   s.model =
       std::make_unique<model::Llama>(cfg.model, model::attention_plan(cfg.model, cfg.lighthouse), s.rt.device, seed);
   s.model->set_compute_dtype(s.rt.compute_dtype);
-  if (cfg.train.activation_checkpointing) apply_activation_checkpointing(*s.model);
+  s.model->set_fused(cfg.train.fused);
   s.optimizer = std::make_unique<AdamW>(s.model->named_parameters(), cfg.optim);
   if (resuming) {
     try {
@@ -255,6 +255,8 @@ Trainer::Trainer(const config::Config& cfg_in, const RunOptions& opt) : s_(std::
     s.model->set_attention(model::switch_to_dense(s.model->attention_plan()));
     s.stage = 2;
   }
+  // Planned for the layout the run starts with; again at the stage switch.
+  const std::string checkpointing = configure_checkpointing(*s.model, cfg, s.rt.device);
   s.train_step = std::make_unique<TrainStep>(*s.model, *s.optimizer, *s.loader, cfg.train.grad_accum,
                                              cfg.optim.grad_clip, opt.reducer.get());
 
@@ -274,7 +276,7 @@ Trainer::Trainer(const config::Config& cfg_in, const RunOptions& opt) : s_(std::
   s.note(std::to_string(s.model->num_parameters()) + " parameters, layers " +
          model::plan_map(s.model->attention_plan()) + " (D dense, L Lighthouse), context " +
          std::to_string(cfg.train.seq_len) + ", " + std::to_string(tokens_per_step) + " tokens/step, " +
-         s.rt.describe());
+         s.rt.describe() + (cfg.train.fused ? ", fused kernels" : "") + "; activation checkpointing: " + checkpointing);
   if (s.model->any_lighthouse()) {
     const Options o = model::op_options(cfg.lighthouse);
     s.note(
@@ -318,8 +320,11 @@ RunResult Trainer::run() {
       model.set_attention(model::switch_to_dense(model.attention_plan()));
       res.switch_step = s.step;
       s.stage = 2;
+      const std::string checkpointing = configure_checkpointing(model, cfg, s.rt.device);
       s.note("stage switch after step " + std::to_string(s.step) + ": " + std::to_string(n) +
-             " Lighthouse layers -> dense SDPA (same weights, optimizer state and data order)");
+             " Lighthouse layers -> dense SDPA (same weights, optimizer state and data order); activation "
+             "checkpointing: " +
+             checkpointing);
       res.switch_val_after = s.validate_now(s.step);
     }
     const int64_t step = s.step + 1;

@@ -185,6 +185,7 @@ TEST(Config, ShortRunOfAPresetKeepsItsSwitchFraction) {
   for (const auto& name : preset_names()) {
     SCOPED_TRACE(name);
     Config c = load_preset(name);
+    if (switch_step(c) == 0) continue;  // a preset without a stage switch (paper-1m)
     apply_override(c, "train.steps", "4");
     EXPECT_NO_THROW(validate(c));
     EXPECT_EQ(switch_step(c), 3);  // 0.75 or 0.8 of 4 steps: 3 or 3.2
