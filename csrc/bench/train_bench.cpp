@@ -102,6 +102,8 @@ std::string method_note() {
 TrainBench::TrainBench(TrainBenchConfig config) : c_(std::move(config)), device_(c_.device) {
   LH_CHECK(c_.warmup >= 0 && c_.steps >= 1, "bench train: --warmup must be >= 0 and --steps >= 1, got ",
            static_cast<int64_t>(c_.warmup), " and ", static_cast<int64_t>(c_.steps));
+  // "cuda" alone has no index; the memory statistics need one.
+  if (device_.is_cuda() && !device_.has_index()) device_ = at::Device(at::kCUDA, 0);
   c_.config.train.grad_accum = 1;
   c_.config.train.device = c_.device;
   config::validate(c_.config);
