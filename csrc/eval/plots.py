@@ -220,8 +220,9 @@ def plot_runs(out, paths):
     tokens_per_step = {name: m[0]["tokens"] / m[0]["step"] for name, m, _ in data}
     t_unit, t_label = time_axis(max(m[-1]["elapsed_s"] for _, m, _ in data))
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.6), sharey=True)
     lows, highs = [], []
+    switches = 0  # switch labels stack downwards, one line each
     for i, (name, m, val) in enumerate(data):
         colour = f"C{i}"
         window = max(1, len(m) // 10)
@@ -232,7 +233,7 @@ def plot_runs(out, paths):
         switch = next((r for r in m if r.get("stage") == 2), None)
         xs_by_axis = ([r["tokens"] for r in m], [r["elapsed_s"] / t_unit for r in m])
         for ax, xs in zip(axes, xs_by_axis):
-            ax.plot(xs, losses, color=colour, alpha=0.2, linewidth=0.8)
+            ax.plot(xs, losses, color=colour, alpha=0.08, linewidth=0.6)
             ax.plot(xs, smoothed, color=colour, linewidth=1.8,
                     label=f"{name}: training (median of {window} steps)" if window > 1 else f"{name}: training")
         if val:
@@ -247,9 +248,10 @@ def plot_runs(out, paths):
             at_time = (before[0] if before else switch)["elapsed_s"] / t_unit
             for ax, x in zip(axes, (k * tokens_per_step[name], at_time)):
                 ax.axvline(x, color=colour, linestyle=":", linewidth=1.5)
-                ax.annotate(f"{name}: Lighthouse -> dense\nafter step {k}", xy=(x, 1.0),
-                            xycoords=("data", "axes fraction"), xytext=(-4, -4), textcoords="offset points",
-                            ha="right", va="top", fontsize=8, color=colour)
+                ax.annotate(f"{name}: dense after step {k}", xy=(x, 1.0),
+                            xycoords=("data", "axes fraction"), xytext=(-4, -4 - 11 * switches),
+                            textcoords="offset points", ha="right", va="top", fontsize=8, color=colour)
+            switches += 1
     lo, hi = min(lows), max(highs)
     pad = 0.08 * (hi - lo if hi > lo else 1.0)
     axes[0].set_ylim(lo - pad, hi + 3 * pad)
@@ -260,9 +262,11 @@ def plot_runs(out, paths):
     for ax in axes:
         ax.grid(True, alpha=0.3)
         ax.set_xlim(left=0)
-    axes[1].legend(fontsize=8, loc="upper right", bbox_to_anchor=(1.0, 0.86))
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=min(4, len(labels)), frameon=False)
     fig.suptitle(f"Training and validation loss: {', '.join(n for n, _, _ in data)}", fontsize=11)
-    fig.tight_layout()
+    rows = (len(labels) + 3) // 4
+    fig.tight_layout(rect=(0, 0.035 * rows + 0.02, 1, 1))
     save(fig, out)
 
 
