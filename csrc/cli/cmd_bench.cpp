@@ -10,6 +10,7 @@
  * the CPU twin). Times are medians of `--repeats` runs after `--warmup`
  * runs: CUDA events with the L2 cache flushed before each run, or a steady
  * clock on CPU. Prints a table; `--json` writes every number.
+ * `--cp W` (under torchrun): the context-parallel op instead (csrc/dist/bench_cp.h).
  */
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
@@ -32,6 +33,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "dist/bench_cp.h"
 #include "lighthouse/lighthouse.h"
 #include "ops/checks.h"
 #include "ops/sdpa.h"
@@ -68,6 +70,7 @@ struct BenchArgs {
   bool stages = false;
   bool no_dense = false;
   std::string json_path;
+  int64_t cp = 0;  // > 0: context parallelism over this many ranks (torchrun)
 };
 
 at::ScalarType parse_dtype(const std::string& s) {
@@ -452,6 +455,29 @@ int run_bench(const BenchArgs& a) {
   return 0;
 }
 
+// `--cp W`: the same options, for dist::run_cp_bench.
+int run_cp(const BenchArgs& a) {
+  dist::CpBenchArgs c;
+  c.cp = a.cp;
+  c.device = a.device.rfind("cuda", 0) == 0 ? "cuda" : "cpu";
+  c.seq_lens = a.seq_lens;
+  c.top_ks = a.top_ks;
+  c.batch = a.batch;
+  c.heads = a.heads;
+  c.kv_heads = a.kv_heads;
+  c.head_dim = a.head_dim;
+  c.levels = a.levels;
+  c.pool = a.pool;
+  c.dtype = a.dtype;
+  c.backend = a.backend;
+  c.dense = !a.no_dense;
+  c.dense_max_n = a.dense_max_n;
+  c.warmup = a.warmup;
+  c.repeats = a.repeats;
+  c.json_path = a.json_path;
+  return dist::run_cp_bench(c);
+}
+
 int bench_main(int argc, char** argv) {
   BenchArgs a;
   CLI::App app{"Lighthouse attention vs dense causal SDPA, forward and forward+backward", "lighthouse bench"};
@@ -476,6 +502,9 @@ int bench_main(int argc, char** argv) {
   app.add_option("--repeats", a.repeats, "timed runs per measurement (default: 3 on CPU, 10 on CUDA)");
   app.add_flag("--stages", a.stages, "also time each stage alone");
   app.add_option("--json", a.json_path, "write all numbers to this JSON file");
+  app.add_option("--cp", a.cp,
+                 "context parallelism over this many ranks, under torchrun: the CP op vs the one-device op "
+                 "(torchrun --nproc-per-node W --no-python ./build/lighthouse bench op --cp W)");
   app.allow_extras(false);
   // `lighthouse bench op ...` is the same as `lighthouse bench ...`.
   std::vector<char*> args(argv, argv + argc);
@@ -509,6 +538,7 @@ int bench_main(int argc, char** argv) {
   TORCH_CHECK(a.top_ks.size() == 1 || a.top_ks.size() == a.seq_lens.size(),
               "--top-k takes one value or one per sequence length (", a.seq_lens.size(), "), got ", a.top_ks.size());
   TORCH_CHECK(a.repeats >= 1 && a.warmup >= 0, "--repeats must be >= 1 and --warmup >= 0");
+  if (a.cp > 0) return run_cp(a);
   return run_bench(a);
 }
 
