@@ -14,7 +14,8 @@
 # Time budget (defaults): build ~2-3 min; gpu-small 2 x 75 s of training plus
 # set-up, evaluation and checkpoints; paper-530m 2 x (up to 60 s, 3 steps)
 # plus a 3 GB checkpoint each. The gpu-small two-stage run switches after
-# GPU_SMALL_SWITCH steps only if it gets there within GPU_SMALL_SECONDS
+# the preset's stage2.start_fraction (0.8) of GPU_SMALL_STEPS steps (160 of
+# 200; GPU_SMALL_SWITCH=N sets the step) only if it gets there within GPU_SMALL_SECONDS
 # (the summary marks time-limited runs with *).
 #
 # Expects a bare machine without network: the repository (a copy of the
@@ -32,7 +33,7 @@ OUT=${OUT:-$ROOT/runs/gpu-train-out}
 BUILD_DIR=${BUILD_DIR:-build-gpu}
 RUNS=${RUNS:-$ROOT/runs/gpu-train}
 GPU_SMALL_STEPS=${GPU_SMALL_STEPS:-200}
-GPU_SMALL_SWITCH=${GPU_SMALL_SWITCH:-160}
+GPU_SMALL_SWITCH=${GPU_SMALL_SWITCH:--1}  # -1: the preset fraction
 GPU_SMALL_SECONDS=${GPU_SMALL_SECONDS:-75}
 PAPER_STEPS=${PAPER_STEPS:-3}
 PAPER_SECONDS=${PAPER_SECONDS:-60}

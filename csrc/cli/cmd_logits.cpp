@@ -43,7 +43,8 @@ int logits_main(int argc, char** argv) {
   const train::Checkpoint ckpt = train::load_checkpoint(dir, /*with_optimizer=*/false);
   model::Llama m(ckpt.config.model, ckpt.config.lighthouse, at::kCPU, 0);
   m.load_weights(ckpt.weights);
-  const bool switched = ckpt.config.stage2.start_step > 0 && ckpt.step >= ckpt.config.stage2.start_step;
+  const int64_t switch_at = config::switch_step(ckpt.config);
+  const bool switched = switch_at > 0 && ckpt.step >= switch_at;
   if (attention == "dense" || switched) m.set_all_dense();
 
   at::Tensor ids;

@@ -22,7 +22,7 @@
 
 #include "commands.h"
 #include "io/files.h"
-#include "model/config.h"
+#include "config/config.h"
 #include "train/checkpoint.h"
 #include "train/recipe.h"
 #include "train/runtime.h"

@@ -13,6 +13,7 @@
 #include "data/rng.h"
 #include "data/tokenizer.h"
 #include "io/files.h"
+#include "io/utf8.h"
 
 namespace lighthouse::data {
 namespace {
@@ -33,30 +34,6 @@ struct InputFile {
   std::string sha256, reason;
   std::string text;  // the document (used part), until written
 };
-
-// Length of the valid UTF-8 sequence at p (strict: no overlongs, surrogates
-// or code points past U+10FFFF), or 0 if invalid.
-size_t utf8_sequence(const unsigned char* p, size_t n) {
-  const unsigned char c = p[0];
-  if (c < 0x80) return 1;
-  size_t len;
-  uint32_t min, cp;
-  if ((c & 0xe0) == 0xc0)
-    len = 2, min = 0x80, cp = c & 0x1f;
-  else if ((c & 0xf0) == 0xe0)
-    len = 3, min = 0x800, cp = c & 0x0f;
-  else if ((c & 0xf8) == 0xf0)
-    len = 4, min = 0x10000, cp = c & 0x07;
-  else
-    return 0;
-  if (n < len) return 0;
-  for (size_t i = 1; i < len; ++i) {
-    if ((p[i] & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (p[i] & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  return len;
-}
 
 // Largest cut <= limit that does not split a UTF-8 sequence.
 size_t utf8_cut(std::string_view s, size_t limit) {
@@ -211,7 +188,7 @@ std::string classify_text(std::string_view bytes) {
       ++i;
       continue;
     }
-    size_t len = utf8_sequence(p + i, n - i);
+    const size_t len = io::decode_utf8(bytes, i).length;
     if (len == 0) {
       ++invalid;
       ++i;

@@ -1,13 +1,21 @@
 /*
  * make_geometry: the derived sizes of one Lighthouse call (see params.h).
- * Assumes a valid config; csrc/ops/checks.cpp validates user input first and
- * names the offending value.
+ * Assumes a valid config: geometry_problems() (geometry_check.h) names what
+ * is wrong with one, for the op's input checks and the config validator.
  */
 #pragma once
 
 #include "params.h"
 
 namespace lighthouse {
+
+// The smallest r >= 0 with 2^r >= x: the exact log2 of a power of two (the
+// code base's one log2 helper). At most 63.
+inline int32_t ceil_log2(int64_t x) {
+  int32_t r = 0;
+  while (r < 63 && (int64_t{1} << r) < x) ++r;
+  return r;
+}
 
 // Smallest valid sequence length for a config: k_top * p^(L-1), i.e. 128
 // coarsest entries per tile.

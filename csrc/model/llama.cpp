@@ -20,6 +20,8 @@
 
 #include <cmath>
 
+#include "model/lighthouse_options.h"
+
 namespace lighthouse::model {
 
 const char* to_string(AttentionMode mode) { return mode == AttentionMode::kDense ? "dense" : "lighthouse"; }
@@ -109,13 +111,11 @@ std::pair<at::Tensor, at::Tensor> rope_tables(int64_t seq_len, int64_t head_dim,
 
 Llama::Llama(const config::ModelConfig& model, const config::LighthouseConfig& lighthouse, at::Device device,
              uint64_t seed)
-    : model_(model), lighthouse_(lighthouse), device_(device), head_dim_(config::head_dim(model)) {
-  lh_options_.levels = lighthouse.levels;
-  lh_options_.pool = lighthouse.pool;
-  lh_options_.top_k = lighthouse.top_k;
-  lh_options_.scorer = parse_scorer(lighthouse.scorer);
-  lh_options_.dilation = lighthouse.dilation;
-  lh_options_.backend = parse_backend(lighthouse.backend);
+    : model_(model),
+      lighthouse_(lighthouse),
+      lh_options_(op_options(lighthouse)),
+      device_(device),
+      head_dim_(config::head_dim(model)) {
 
   const AttentionMode other = model.attention == "dense" ? AttentionMode::kDense : AttentionMode::kLighthouse;
   modes_.assign(model.layers, other);

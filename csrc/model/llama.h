@@ -35,7 +35,7 @@
 #include <vector>
 
 #include "lighthouse/lighthouse.h"
-#include "model/config.h"
+#include "config/config.h"
 
 namespace lighthouse::model {
 

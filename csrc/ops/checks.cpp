@@ -1,20 +1,39 @@
+/*
+ * Input checks of the op (checks.h). The geometry rules (levels, pool,
+ * top_k, dilation, the sequence length) are geometry_problems
+ * (kernels/geometry_check.h), shared with the config validator; this file
+ * adds the tensor rules (ranks, dtypes, devices, shapes, heads) and raises
+ * the first problem as a c10::Error.
+ */
 #include "checks.h"
 
 #include <c10/util/Exception.h>
 
-#include <limits>
+#include <vector>
 
 #include "../kernels/geometry.h"
+#include "../kernels/geometry_check.h"
 
 namespace lighthouse::detail {
 namespace {
 
-bool is_power_of_two(int64_t x) { return x > 0 && (x & (x - 1)) == 0; }
+GeometryArgs geometry_args(const Options& o, int64_t seq_len) {
+  GeometryArgs a;
+  a.levels = o.levels;
+  a.pool = o.pool;
+  a.top_k = o.top_k;
+  a.dilated = o.scorer == Scorer::kDilated;
+  a.dilation = o.dilation;
+  a.seq_len = seq_len;
+  return a;
+}
 
-int log2_exact(int64_t x) {
-  int r = 0;
-  while ((int64_t{1} << r) < x) ++r;
-  return r;
+// Raises the first problem: "lighthouse: " before a problem of the options
+// alone, "<op>: " before one about the sequence length.
+void raise_first(const char* op, const std::vector<GeometryProblem>& problems) {
+  if (problems.empty()) return;
+  const GeometryProblem& p = problems.front();
+  LH_CHECK(false, p.about_sequence ? op : "lighthouse", ": ", p.message);
 }
 
 void check_rank(const char* op, const char* name, const at::Tensor& t, const char* shape) {
@@ -25,24 +44,10 @@ void check_rank(const char* op, const char* name, const at::Tensor& t, const cha
 
 }  // namespace
 
-void check_options(const Options& o) {
-  LH_CHECK(o.levels >= 2, "lighthouse: levels must be >= 2, got ", o.levels);
-  LH_CHECK(o.levels <= kMaxLevels, "lighthouse: levels must be <= ", kMaxLevels, ", got ", o.levels);
-  LH_CHECK(o.pool >= 2 && is_power_of_two(o.pool), "lighthouse: pool must be a power of two >= 2, got ",
-              o.pool);
-  LH_CHECK(o.top_k > 0 && o.top_k % kSelectPerLevel == 0,
-              "lighthouse: top_k must be a positive multiple of ", kSelectPerLevel, ", got ", o.top_k);
-  const int shift = static_cast<int>(o.levels - 1) * log2_exact(o.pool);
-  LH_CHECK(shift + log2_exact(o.top_k) <= 40, "lighthouse: config too large: top_k * pool^(levels-1) = ",
-              o.top_k, " * ", o.pool, "^", o.levels - 1, " exceeds 2^40 tokens");
-  if (o.scorer == Scorer::kDilated) {
-    LH_CHECK(o.dilation >= 1 && is_power_of_two(o.dilation),
-                "lighthouse: dilation must be a power of two >= 1, got ", o.dilation);
-  }
-}
+void check_options(const Options& o) { raise_first("lighthouse", geometry_problems(geometry_args(o, -1))); }
 
 Geometry geometry_for(int64_t B, int64_t N, int64_t H, int64_t H_kv, int64_t d, const Options& o) {
-  return make_geometry(B, N, H, H_kv, d, static_cast<int32_t>(o.levels), log2_exact(o.pool), o.top_k);
+  return make_geometry(B, N, H, H_kv, d, static_cast<int32_t>(o.levels), ceil_log2(o.pool), o.top_k);
 }
 
 Geometry check_inputs(const char* op, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -86,19 +91,9 @@ Geometry check_inputs(const char* op, const at::Tensor& q, const at::Tensor& k, 
   }
 
   check_options(o);
-  const int64_t min_n = min_seq_len(static_cast<int32_t>(o.levels), log2_exact(o.pool), o.top_k);
-  LH_CHECK(N >= min_n, op, ": sequence length N=", N, " is too short for levels=", o.levels,
-              ", pool=", o.pool, ", top_k=", o.top_k, ": the smallest valid N is ", min_n,
-              " (top_k * pool^(levels-1), 128 coarsest entries per tile)");
-
+  if (o.scorer == Scorer::kDilated) LH_CHECK(v.defined(), op, ": the dilated scorer needs v");
+  raise_first(op, geometry_problems(geometry_args(o, N)));
   const Geometry g = geometry_for(B, N, H, H_kv, d, o);
-  LH_CHECK(g.P < std::numeric_limits<int32_t>::max() && g.S < std::numeric_limits<int32_t>::max(), op,
-              ": sequence length N=", N, " is too long: the pyramid has ", g.P, " entries per row (limit 2^31)");
-  if (o.scorer == Scorer::kDilated) {
-    LH_CHECK(v.defined(), op, ": the dilated scorer needs v");
-    LH_CHECK(g.N_pad % o.dilation == 0, op, ": dilation=", o.dilation,
-                " must divide the padded sequence length ", g.N_pad);
-  }
   return g;
 }
 

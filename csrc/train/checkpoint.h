@@ -30,7 +30,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "model/config.h"
+#include "config/config.h"
 
 namespace lighthouse::train {
 

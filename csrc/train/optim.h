@@ -19,7 +19,7 @@
 #include <utility>
 #include <vector>
 
-#include "model/config.h"
+#include "config/config.h"
 
 namespace lighthouse::train {
 

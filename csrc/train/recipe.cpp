@@ -194,7 +194,7 @@ std::string run_recipe(const config::Config& cfg, const RunOptions& opt) {
   if (cfg.train.baseline && config::uses_lighthouse(cfg)) {
     config::Config dense = cfg;
     dense.model.attention = "dense";
-    dense.stage2.start_step = 0;
+    dense.stage2.start_step = 0;  // no switch (wins over stage2.start_fraction)
     RunOptions base_opt = opt;
     base_opt.label = "dense";
     base_opt.run_dir = (fs::path(root) / "dense").string();

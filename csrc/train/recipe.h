@@ -26,7 +26,7 @@
 #include <optional>
 #include <string>
 
-#include "model/config.h"
+#include "config/config.h"
 #include "train/metrics.h"
 #include "train/trainer.h"
 

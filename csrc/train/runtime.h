@@ -24,7 +24,7 @@
 #include <cstdint>
 #include <string>
 
-#include "model/config.h"
+#include "config/config.h"
 
 namespace lighthouse::train {
 

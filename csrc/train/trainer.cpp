@@ -15,6 +15,7 @@
 #include "data/loader.h"
 #include "data/tokenizer.h"
 #include "io/files.h"
+#include "model/lighthouse_options.h"
 #include "train/checkpoint.h"
 #include "train/metrics.h"
 #include "train/optim.h"
@@ -38,7 +39,8 @@ std::string fmt(const char* f, double v) {
 }
 
 bool switch_due(const config::Config& c, int64_t completed_steps) {
-  return c.stage2.start_step > 0 && completed_steps >= c.stage2.start_step;
+  const int64_t at = config::switch_step(c);
+  return at > 0 && completed_steps >= at;
 }
 
 Checkpoint snapshot(const config::Config& cfg, int64_t step, const model::Llama& m, const AdamW& opt,
@@ -60,7 +62,7 @@ Checkpoint snapshot(const config::Config& cfg, int64_t step, const model::Llama&
 
 std::string run_label(const config::Config& c) {
   if (!config::uses_lighthouse(c)) return "dense";
-  return c.stage2.start_step > 0 ? "two-stage" : "lighthouse";
+  return config::switch_step(c) > 0 ? "two-stage" : "lighthouse";
 }
 
 void ensure_packed(const config::Config& c) {
@@ -193,7 +195,7 @@ Trainer::Trainer(const config::Config& cfg_in, const RunOptions& opt) : s_(std::
   s.val_log = std::make_unique<JsonlWriter>((fs::path(res.run_dir) / "val.jsonl").string(), resuming ? s.step : -1);
   io::write_file_atomic((fs::path(res.run_dir) / "config.toml").string(), config::to_toml(cfg));
   res.attention = !s.model->any_lighthouse()       ? "dense"
-                  : cfg.stage2.start_step > s.step ? "lighthouse -> dense"
+                  : config::switch_step(cfg) > s.step ? "lighthouse -> dense"
                                                    : "lighthouse";
   s.note(std::string(resuming ? "resuming " + resume.path + " at step " + std::to_string(s.step) : "new run") + " in " +
          res.run_dir);
@@ -202,14 +204,11 @@ Trainer::Trainer(const config::Config& cfg_in, const RunOptions& opt) : s_(std::
          " (D dense, L Lighthouse), context " + std::to_string(cfg.train.seq_len) + ", " +
          std::to_string(tokens_per_step) + " tokens/step, " + s.rt.describe());
   if (s.model->any_lighthouse()) {
-    Options o;
-    o.levels = cfg.lighthouse.levels;
-    o.pool = cfg.lighthouse.pool;
-    o.top_k = cfg.lighthouse.top_k;
+    const Options o = model::op_options(cfg.lighthouse);
     s.note("Lighthouse L=" + std::to_string(o.levels) + " p=" + std::to_string(o.pool) +
            " top_k=" + std::to_string(o.top_k) + " scorer=" + cfg.lighthouse.scorer + ": S=" +
            std::to_string(subsequence_length(cfg.train.seq_len, o)) + " of N=" + std::to_string(cfg.train.seq_len) +
-           (cfg.stage2.start_step > s.step ? "; dense from step " + std::to_string(cfg.stage2.start_step + 1) : ""));
+           (config::switch_step(cfg) > s.step ? "; dense from step " + std::to_string(config::switch_step(cfg) + 1) : ""));
   }
 }
 
@@ -230,6 +229,7 @@ RunResult Trainer::run() {
   const int64_t last = s.opt.stop_after > 0 ? std::min(s.opt.stop_after, cfg.train.steps) : cfg.train.steps;
   const int64_t tokens_per_step = cfg.train.batch * cfg.train.seq_len * cfg.train.grad_accum;
   const std::vector<at::Tensor> params = model.parameters();
+  const int64_t switch_at = config::switch_step(cfg);  // 0: none
   res.first_step = s.step + 1;
   const Stopwatch train_clock;
   double stage_seconds[2] = {0, 0};
@@ -322,9 +322,9 @@ RunResult Trainer::run() {
 
     const bool at_end = step == last;
     const bool out_of_time = cfg.train.max_seconds > 0 && s.wall.seconds() > cfg.train.max_seconds && !at_end;
-    const bool switch_next = step == cfg.stage2.start_step && model.any_lighthouse();  // evaluates there anyway
+    const bool switch_next = step == switch_at && model.any_lighthouse();  // evaluates there anyway
     if (cfg.eval.every > 0 && step % cfg.eval.every == 0 && !at_end && !switch_next) s.validate_now(step);
-    if ((cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) || step == cfg.stage2.start_step || at_end ||
+    if ((cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) || step == switch_at || at_end ||
         out_of_time) {
       s.save(step);
     }

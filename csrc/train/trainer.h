@@ -6,8 +6,8 @@
  * build the model (or load a checkpoint), then per step: lr from the
  * schedule, grad_accum micro-batches of forward/backward, the global grad
  * norm, the non-finite guard (before anything changes), clipping, AdamW;
- * metrics, validation and checkpoints at their intervals. At
- * stage2.start_step every Lighthouse layer becomes dense in the same run
+ * metrics, validation and checkpoints at their intervals. After
+ * config::switch_step(cfg) steps every Lighthouse layer becomes dense in the same run
  * (same optimizer state, same data order).
  *
  * Invariants: the data order depends only on train.seed and the step; the
@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "model/config.h"
+#include "config/config.h"
 #include "model/llama.h"
 
 namespace lighthouse::data {

@@ -120,13 +120,13 @@ TEST(Op, BadInputsNameTheValue) {
   expect_error([&] { attention(q, k, randn({1, 1024, 2, 4}), o); }, {"v must have the shape of k"});
   Options bad = o;
   bad.pool = 3;
-  expect_error([&] { attention(q, k, v, bad); }, {"pool must be a power of two", "3"});
+  expect_error([&] { attention(q, k, v, bad); }, {"pool must be a power of two", "got 3"});
   bad = o;
   bad.top_k = 200;
-  expect_error([&] { attention(q, k, v, bad); }, {"top_k must be a positive multiple of 128", "200"});
+  expect_error([&] { attention(q, k, v, bad); }, {"top_k must be a positive multiple of 128", "got 200"});
   bad = o;
   bad.levels = 1;
-  expect_error([&] { attention(q, k, v, bad); }, {"levels must be >= 2", "1"});
+  expect_error([&] { attention(q, k, v, bad); }, {"levels must be >= 2", "got 1"});
   bad = o;
   bad.top_k = 512;
   expect_error([&] { attention(q, k, v, bad); }, {"N=1024 is too short", "smallest valid N is 2048"});

@@ -1,6 +1,8 @@
-// Config parser: presets, overrides, errors that name the key, and the
-// round-trip property parse_toml(to_toml(c)) == c over random configs
-// (TESTING.md item 16, config half; the fuzz target is tests/fuzz/config_fuzz.cpp).
+// The config library (csrc/config): presets, overrides, errors that name the
+// key and the value, the stage switch, the geometry rules shared with the op,
+// and the round-trip property parse_toml(to_toml(c)) == c over random
+// configs (TESTING.md item 16, config half; the fuzz target is
+// tests/fuzz/config_fuzz.cpp). Links no torch (ctest config_links_no_torch).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,7 +10,7 @@
 #include <random>
 #include <string>
 
-#include "model/config.h"
+#include "config/config.h"
 
 namespace lighthouse::config {
 namespace {
@@ -69,7 +71,7 @@ TEST(Config, TinyFitsItsGeometryAndHasLighthouseLayers) {
   const Config c = load_preset("tiny");
   EXPECT_TRUE(uses_lighthouse(c));
   EXPECT_GE(c.train.seq_len, min_seq_len(c.lighthouse));
-  EXPECT_GT(c.stage2.start_step, 0);
+  EXPECT_GT(switch_step(c), 0);
   EXPECT_TRUE(c.train.baseline);
 }
 
@@ -147,10 +149,10 @@ TEST(Config, ValidationSaysWhatToChange) {
   EXPECT_ERROR_HAS(validate(c), "model.vocab_size must hold the 259");
   c = load_preset("tiny");
   c.lighthouse.top_k = 100;
-  EXPECT_ERROR_HAS(validate(c), "lighthouse.top_k must be a positive multiple of 128");
+  EXPECT_ERROR_HAS(validate(c), "lighthouse.top_k must be a positive multiple of 128, got 100");
   c = load_preset("tiny");
   c.lighthouse.pool = 3;
-  EXPECT_ERROR_HAS(validate(c), "lighthouse.pool must be a power of two");
+  EXPECT_ERROR_HAS(validate(c), "lighthouse.pool must be a power of two >= 2, got 3");
   c = load_preset("tiny");
   c.model.dense_layers = {0, 9};
   EXPECT_ERROR_HAS(validate(c), "layer 9 does not exist in a 4-layer model");
@@ -170,6 +172,145 @@ TEST(Config, ValidationSaysWhatToChange) {
   const std::string msg = error_of([&] { validate(c); });
   EXPECT_NE(msg.find("train.batch"), std::string::npos) << msg;
   EXPECT_NE(msg.find("optim.beta2"), std::string::npos) << msg;
+}
+
+// Bug 4 of issue 8: `lighthouse train --preset tiny --steps 2` was refused
+// ("stage2.start_step must be 0 (no switch) or below train.steps (2), got 90").
+// The presets give the switch as a fraction of the run, so --steps keeps it.
+TEST(Config, ShortRunOfAPresetKeepsItsSwitchFraction) {
+  Config tiny = load_preset("tiny");
+  apply_override(tiny, "train.steps", "2");
+  EXPECT_NO_THROW(validate(tiny));
+  EXPECT_EQ(switch_step(tiny), 1);  // 0.75 of 2 steps = 1.5, a half rounded down
+  for (const auto& name : preset_names()) {
+    SCOPED_TRACE(name);
+    Config c = load_preset(name);
+    apply_override(c, "train.steps", "4");
+    EXPECT_NO_THROW(validate(c));
+    EXPECT_EQ(switch_step(c), 3);  // 0.75 or 0.8 of 4 steps: 3 or 3.2
+  }
+  // The presets' own runs switch where they did when they named the step.
+  EXPECT_EQ(switch_step(load_preset("tiny")), 90);
+  EXPECT_EQ(switch_step(load_preset("gpu-small")), 320);
+  EXPECT_EQ(switch_step(load_preset("paper-530m")), 12000);
+}
+
+TEST(Config, SwitchStepRoundsToTheNearestStepWithHalvesDown) {
+  Config c;
+  EXPECT_EQ(switch_step(c), 0);  // neither key set: no switch
+  c.stage2.start_fraction = 0.625;
+  c.train.steps = 16000;
+  EXPECT_EQ(switch_step(c), 10000);  // the paper's 10k of 16k
+  c.train.steps = 7;                 // 4.375
+  EXPECT_EQ(switch_step(c), 4);
+  c.train.steps = 5;  // 3.125
+  EXPECT_EQ(switch_step(c), 3);
+  c.stage2.start_fraction = 0.3;
+  c.train.steps = 3;  // 0.9
+  EXPECT_EQ(switch_step(c), 1);
+  c.stage2.start_fraction = 0.5;
+  c.train.steps = 5;  // 2.5: half down
+  EXPECT_EQ(switch_step(c), 2);
+  c.train.steps = 7;  // 3.5
+  EXPECT_EQ(switch_step(c), 3);
+  c.stage2.start_fraction = 0.29;
+  c.train.steps = 100;  // 28.999999999999996 in double arithmetic
+  EXPECT_EQ(switch_step(c), 29);
+}
+
+TEST(Config, ExplicitSwitchStepWinsOverTheFraction) {
+  Config c = load_preset("tiny");
+  apply_override(c, "stage2.start_step", "7");
+  EXPECT_EQ(switch_step(c), 7);
+  EXPECT_NO_THROW(validate(c));
+  apply_override(c, "stage2.start_step", "0");  // no switch, whatever the fraction
+  EXPECT_EQ(switch_step(c), 0);
+  EXPECT_NO_THROW(validate(c));
+  apply_override(c, "stage2.start_step", "-1");  // back to the fraction
+  EXPECT_EQ(switch_step(c), 90);
+  apply_override(c, "stage2.start_fraction", "0");
+  EXPECT_EQ(switch_step(c), 0);
+  EXPECT_NO_THROW(validate(c));
+}
+
+TEST(Config, SwitchFractionErrorsNameBothValues) {
+  Config c = load_preset("tiny");
+  c.train.steps = 1;  // 0.75 of 1 step: the switch after step 1 = the end
+  std::string msg = error_of([&] { validate(c); });
+  EXPECT_NE(msg.find("stage2.start_fraction (0.75) of train.steps (1) puts the switch after step 1"), std::string::npos)
+      << msg;
+  c = load_preset("tiny");
+  c.stage2.start_fraction = 0.01;  // 1.2 of 120 steps -> 1: fine
+  EXPECT_NO_THROW(validate(c));
+  c.stage2.start_fraction = 0.004;  // 0.48 of 120 steps -> 0: no Stage 1
+  msg = error_of([&] { validate(c); });
+  EXPECT_NE(msg.find("stage2.start_fraction (0.004) of train.steps (120) puts the switch after step 0"),
+            std::string::npos)
+      << msg;
+  c = load_preset("tiny");
+  c.stage2.start_fraction = 1.0;
+  EXPECT_ERROR_HAS(validate(c), "stage2.start_fraction must be in [0, 1) (0: unused), got 1");
+  c.stage2.start_fraction = -0.5;
+  EXPECT_ERROR_HAS(validate(c), "stage2.start_fraction must be in [0, 1) (0: unused), got -0.5");
+  c.stage2.start_fraction = std::nan("");
+  EXPECT_ERROR_HAS(validate(c), "stage2.start_fraction must be in [0, 1)");
+  c = load_preset("tiny");
+  c.stage2.start_step = -2;
+  EXPECT_ERROR_HAS(validate(c), "got -2 (-1: the switch at stage2.start_fraction)");
+}
+
+// The op checks N_pad % dilation for the dilated scorer; the validator must
+// too, or a config passes and its run fails on the first step (issue 8).
+TEST(Config, DilatedScorerNeedsAContextItsDilationDivides) {
+  Config c = load_preset("tiny");  // L=3, p=2, top_k=128: N pads to a multiple of 4
+  c.lighthouse.scorer = "dilated";
+  c.lighthouse.dilation = 8;
+  c.train.seq_len = 4100;  // pads to itself, 4 * 1025: not a multiple of 8
+  EXPECT_ERROR_HAS(validate(c), "lighthouse.dilation=8 must divide the padded sequence length 4100");
+  EXPECT_ERROR_HAS(validate(c), "Lower lighthouse.dilation to <= 4, or change train.seq_len");
+  c.train.seq_len = 4102;  // pads to 4104 = 8 * 513
+  EXPECT_NO_THROW(validate(c));
+  c.train.seq_len = 4100;
+  c.lighthouse.dilation = 4;
+  EXPECT_NO_THROW(validate(c));
+  c.lighthouse.dilation = 8;
+  c.model.attention = "dense";  // no Lighthouse layer: any context
+  EXPECT_NO_THROW(validate(c));
+  c.model.attention = "lighthouse";
+  c.lighthouse.scorer = "norm";  // the norm scorer ignores the dilation
+  EXPECT_NO_THROW(validate(c));
+  c.lighthouse.scorer = "dilated";
+  c.lighthouse.dilation = 6;
+  EXPECT_ERROR_HAS(validate(c), "lighthouse.dilation must be a power of two >= 1, got 6");
+}
+
+// The op's own limits, under the config's key names.
+TEST(Config, GeometryRulesAreTheOps) {
+  Config c = load_preset("tiny");
+  c.lighthouse.levels = 17;
+  EXPECT_ERROR_HAS(validate(c), "lighthouse.levels must be <= 16, got 17");
+  c = load_preset("tiny");
+  c.lighthouse.levels = 1;
+  EXPECT_ERROR_HAS(validate(c), "lighthouse.levels must be >= 2, got 1");
+  c = load_preset("tiny");
+  c.lighthouse.pool = 1 << 20;
+  EXPECT_ERROR_HAS(validate(c), "lighthouse.top_k * lighthouse.pool^(lighthouse.levels-1) = 128 * 1048576^2 exceeds 2^40");
+  c = load_preset("tiny");
+  c.train.seq_len = int64_t{3} << 30;  // the pyramid would have more than 2^31 entries per row
+  EXPECT_ERROR_HAS(validate(c), "sequence length train.seq_len=3221225472 is too long");
+}
+
+// Paths must be strictly valid UTF-8 (one decoder, io/utf8.h): an overlong
+// encoding of NUL is refused, as a real character is accepted.
+TEST(Config, PathsMustBeValidUtf8) {
+  Config c = load_preset("tiny");
+  c.train.run_dir = "runs/\xc0\x80";
+  EXPECT_ERROR_HAS(validate(c), "paths must be valid UTF-8");
+  c.train.run_dir = "runs/\xed\xa0\x80";  // a UTF-16 surrogate
+  EXPECT_ERROR_HAS(validate(c), "paths must be valid UTF-8");
+  c.train.run_dir = "runs/caf\xc3\xa9";
+  EXPECT_NO_THROW(validate(c));
+  EXPECT_EQ(parse_toml(to_toml(c), "round-trip").train.run_dir, c.train.run_dir);
 }
 
 TEST(Config, MinSeqLenIsTheSpecFormula) {
@@ -260,6 +401,7 @@ TEST(Config, RoundTripProperty) {
     c.optim.beta2 = random_double(rng);
     c.optim.schedule = random_string(rng);
     c.stage2.start_step = random_int(rng);
+    c.stage2.start_fraction = random_double(rng);
     c.data.corpus = random_string(rng);
     c.checkpoint.keep = random_int(rng);
     c.eval.batches = random_int(rng);
@@ -285,7 +427,7 @@ TEST(Config, EqualityIsFieldByField) {
 TEST(Config, DescribeKeysListsEveryKey) {
   const std::string d = describe_keys(Config{});
   for (const char* key : {"--model.d_model", "--lighthouse.top_k", "--train.seq_len", "--optim.lr",
-                          "--stage2.start_step", "--checkpoint.keep", "--eval.every", "--log.every"}) {
+                          "--stage2.start_step", "--stage2.start_fraction", "--checkpoint.keep", "--eval.every", "--log.every"}) {
     EXPECT_NE(d.find(key), std::string::npos) << key;
   }
 }

@@ -13,7 +13,7 @@
 #include <string>
 
 #include "lighthouse/lighthouse.h"
-#include "model/config.h"
+#include "config/config.h"
 #include "model/llama.h"
 
 namespace lighthouse::model {

@@ -1,24 +1,23 @@
 /*
- * The trainer's configuration: model shape, Lighthouse geometry, training,
- * optimizer, stage switch, data, checkpoints, evaluation, logging.
+ * The trainer's configuration, its schema: the structs (model shape,
+ * Lighthouse geometry, training, optimizer, stage switch, data, checkpoints,
+ * evaluation, logging), the one table of fields that every reader and
+ * writer walks, equality, and the values derived from a config.
  *
- * Torch-free on purpose (it is fuzzed: tests/fuzz/config_fuzz.cpp). Sources,
- * in order: a named preset (configs/<name>.toml, embedded at build time) or a
- * TOML file, then `--section.key value` overrides. Every key has one type
- * (int, float, bool, string, int list); a float key also takes an integer.
- * Unknown sections or keys, wrong types and invalid values are errors whose
- * message names the key and says what to change (ConfigError).
+ * Torch-free on purpose (fuzzed: tests/fuzz/config_fuzz.cpp; built without
+ * torch: csrc/config/CMakeLists.txt). Every key has one type (int, float,
+ * bool, string, int list); reading and writing are in toml_io.h, the rules
+ * in validate.h, all three behind config.h.
  *
- * Invariants: to_toml(c) parses back to a Config equal to c (round trip);
- * validate() accepts exactly the configs the trainer can run, so a run never
- * fails on its config after start-up.
+ * Invariant: fields() lists every member of Config exactly once, so
+ * parse_toml, apply_override, to_toml, equality and --help cannot disagree
+ * about which keys exist or what type they have.
  */
 #pragma once
 
 #include <cstdint>
 #include <stdexcept>
 #include <string>
-#include <utility>
 #include <vector>
 
 namespace lighthouse::config {
@@ -85,10 +84,16 @@ struct OptimConfig {
   double min_lr_ratio = 0.1;        // final lr = lr * min_lr_ratio (cosine, linear)
 };
 
+// The stage switch: after switch_step(config) optimizer steps every
+// Lighthouse layer becomes dense for the rest of the run.
 struct Stage2Config {
-  // After this many steps, every Lighthouse layer becomes dense for the
-  // rest of the run; 0: no switch.
-  int64_t start_step = 0;
+  // -1: unset (start_fraction decides); 0: no switch; > 0: the switch after
+  // this many steps (wins over start_fraction).
+  int64_t start_step = -1;
+  // The switch after round(start_fraction * train.steps) steps (nearest
+  // step, a half rounded down: 0.75 of 2 steps is step 1), so a preset keeps
+  // its recipe when --steps changes. 0: unused (no switch unless start_step).
+  double start_fraction = 0;
 };
 
 struct DataConfig {
@@ -122,40 +127,55 @@ struct Config {
   LogConfig log;
 };
 
+// --- The field table --------------------------------------------------------
+
+enum class Kind { kInt, kFloat, kBool, kString, kIntList };
+
+// One key: [section] key, its type, its --help line and where it lives.
+struct Field {
+  const char* section;
+  const char* key;
+  Kind kind;
+  const char* help;
+  void* (*get)(Config&);  // the member, typed by `kind`
+
+  std::string dotted() const { return std::string(section) + "." + key; }
+  // The member as its C++ type: int64_t, double, bool, std::string or
+  // std::vector<int64_t>, as `kind` says.
+  template <typename T>
+  T& ref(Config& c) const {
+    return *static_cast<T*>(get(c));
+  }
+  template <typename T>
+  const T& ref(const Config& c) const {
+    return *static_cast<const T*>(get(const_cast<Config&>(c)));
+  }
+};
+
+// Every key, in [section] order as to_toml writes them.
+const std::vector<Field>& fields();
+
+// "integer", "float", "bool", "string", "integer list".
+const char* kind_name(Kind k);
+
 // Field-by-field equality (C++17 has no defaulted operator==).
 bool operator==(const Config& a, const Config& b);
 inline bool operator!=(const Config& a, const Config& b) { return !(a == b); }
 
-// Parses TOML text (only the keys it names change `base`). `origin` names
-// the source in messages. Throws ConfigError; does not validate.
-Config parse_toml(const std::string& text, const std::string& origin, Config base = {});
+// --- Derived values (of a valid config) ------------------------------------
 
-// Applies one override, e.g. ("model.layers", "8"). Lists: "0,1,-1" or
-// "[0, 1, -1]". Throws ConfigError; does not validate.
-void apply_override(Config& config, const std::string& dotted_key, const std::string& value);
-
-// Every key, written as TOML; parse_toml(to_toml(c)) == c.
-std::string to_toml(const Config& config);
-
-// The names of the presets built into the program, and a preset's TOML.
-std::vector<std::string> preset_names();
-const std::string& preset_text(const std::string& name);  // throws ConfigError naming the presets
-Config load_preset(const std::string& name);
-
-// Throws ConfigError with every problem found, one per line, each saying
-// which key to change.
-void validate(const Config& config);
-
-// Derived values (valid config).
 int64_t head_dim(const ModelConfig& m);
 // Sorted, de-duplicated, non-negative indices of the always-dense layers.
 std::vector<int64_t> resolved_dense_layers(const ModelConfig& m);
 // Whether any layer runs Lighthouse at the start of a run.
 bool uses_lighthouse(const Config& c);
-// lighthouse min_sequence_length for the configured geometry.
+// The number of steps before the stage switch; 0: no switch. An explicit
+// stage2.start_step (>= 0) wins, else round(start_fraction * train.steps)
+// with a half rounded down; 0 for a fraction outside (0, 1) or no steps.
+// validate() makes sure a non-zero result is in [1, train.steps - 1].
+int64_t switch_step(const Config& c);
+// lighthouse min_sequence_length for the configured geometry:
+// top_k * pool^(levels-1).
 int64_t min_seq_len(const LighthouseConfig& l);
-
-// One line per key: "section.key  type  default-or-current  help", for --help.
-std::string describe_keys(const Config& config);
 
 }  // namespace lighthouse::config
