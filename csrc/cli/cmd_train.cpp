@@ -16,6 +16,7 @@
  */
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
@@ -128,6 +129,13 @@ int train_main(int argc, char** argv) {
   if (list_keys) {
     std::fputs(config::describe_keys(cfg).c_str(), stdout);
     return 0;
+  }
+  // Until the trainer runs under torchrun (issue 12, trainer integration),
+  // several processes would each train the whole model into one run directory.
+  if (cfg.parallel.dp * cfg.parallel.cp > 1 || std::getenv("WORLD_SIZE") != nullptr) {
+    throw config::ConfigError("parallel.dp / parallel.cp > 1 and torchrun are not wired into `lighthouse train` yet: "
+                              "run it as one process with parallel.dp = parallel.cp = 1 (the CP op and process groups "
+                              "exist: see README, Multi-GPU)");
   }
   if (cfg.train.deterministic) train::deterministic_env();
 

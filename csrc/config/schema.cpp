@@ -67,6 +67,9 @@ const std::vector<Field>& fields() {
       LH_FIELD(eval, every, kInt, "steps between validation passes; 0: at the end only"),
       LH_FIELD(eval, batches, kInt, "validation micro-batches per pass"),
       LH_FIELD(log, every, kInt, "steps between progress lines when not on a terminal"),
+      LH_FIELD(parallel, dp, kInt, "data-parallel replicas; dp * cp = the processes torchrun starts"),
+      LH_FIELD(parallel, cp, kInt, "context-parallel ranks per replica (the sequence in 2*cp head-tail chunks)"),
+      LH_FIELD(parallel, timeout_s, kFloat, "seconds before a dead or stalled rank makes the others fail"),
   };
   return f;
 }

@@ -168,7 +168,7 @@ World init(const at::Device& device, const InitOptions& options) {
   try {
     w.layout = make_parallel_layout(options.dp, options.cp, w.env.world_size, w.env.rank);
   } catch (const std::invalid_argument& e) {
-    LH_CHECK(false, e.what());
+    LH_CHECK(false, "lighthouse dist: ", e.what());
   }
   if (!w.env.distributed) return w;
   LH_CHECK(device.is_cpu() || device.is_cuda(), "lighthouse dist: process groups for CPU or CUDA tensors, got ",

@@ -65,7 +65,10 @@ class Checker:
         self.count += 1
         key = f"{actual.dtype} {kind}".replace("torch.", "")
         ratio = info["err"] / info["bound"] if info["bound"] > 0 else 0.0
-        self.worst[key] = max(self.worst.get(key, 0.0), ratio)
+        # Also in ulps of the largest reference value: eps * max|ref|.
+        ulps = info["err"] / (torch.finfo(actual.dtype).eps * reference.abs().max().item())
+        old_ratio, old_ulps = self.worst.get(key, (0.0, 0.0))
+        self.worst[key] = (max(old_ratio, ratio), max(old_ulps, ulps))
 
     def equal(self, name, a, b):
         assert torch.equal(a, b), f"rank {self.rank} {name}: not identical"
@@ -203,7 +206,7 @@ def main() -> None:
             for i, case in enumerate(LIGHTHOUSE_CASES[2]):
                 check_lighthouse(ch, case, mine, device, backend, dtypes, 300 + i + rank // 2)
     dist.barrier()
-    worst = ", ".join(f"{k} {v:.2f}" for k, v in sorted(ch.worst.items()))
+    worst = ", ".join(f"{k} {r:.2f} ({u:.1f} ulp of max|ref|)" for k, (r, u) in sorted(ch.worst.items()))
     print(f"cp_worker: ok rank {rank} of {W}: {ch.count} checks; worst err/bound: {worst}", flush=True)
     dist.destroy_process_group()
 

@@ -1,12 +1,14 @@
 // The torch-free parallel rules (csrc/dist/parallel.h): cp-fastest rank
 // layout, head-tail chunk ownership, and the errors that name the valid
-// choices for a bad dp x cp or a geometry that cannot be split.
+// choices for a bad dp x cp or a geometry that cannot be split (also under
+// the config's key names).
 #include <gtest/gtest.h>
 
 #include <set>
 #include <stdexcept>
 #include <string>
 
+#include "config/config.h"
 #include "dist/parallel.h"
 
 namespace lighthouse::dist {
@@ -70,12 +72,71 @@ TEST(CpGeometry, ValidAndInvalidSplits) {
   expect_contains(cp_geometry_error(98304, 3, 4, 1536, 4),
                   {"cp=4", "T = top_k/128 = 12", "cp=3 or cp=6", "top_k=1024 or 2048"});
   // An odd T splits for no cp.
-  expect_contains(cp_geometry_error(98304, 3, 4, 384, 2), {"no cp > 0", "top_k=512"});
+  expect_contains(cp_geometry_error(98304, 3, 4, 384, 2), {"no cp > 1", "top_k=512"});
   // N not a multiple of the tile unit: no padding under CP.
   expect_contains(cp_geometry_error(98304 + 64, 3, 4, 1536, 2), {"N=98368", "192", "N=98304 or 98496"});
-  expect_contains(cp_geometry_error(12288, 3, 4, 1536, 2), {"smallest valid N 24576"});
+  expect_contains(cp_geometry_error(12288, 3, 4, 1536, 2), {"smallest valid N is 24576"});
   EXPECT_TRUE(cp_dense_error(96, 4).empty());
   expect_contains(cp_dense_error(100, 4), {"2*cp=8", "N=96 or 104"});
+}
+
+TEST(CpGeometry, MessagesUseTheCallersNames) {
+  ParallelNames n;
+  n.cp = "parallel.cp";
+  n.top_k = "lighthouse.top_k";
+  n.seq_len = "train.seq_len";
+  expect_contains(cp_geometry_error(98304, 3, 4, 1536, 4, n),
+                  {"parallel.cp=4", "lighthouse.top_k/128 = 12", "parallel.cp=3 or parallel.cp=6"});
+  expect_contains(cp_geometry_error(98368, 3, 4, 1536, 2, n), {"train.seq_len=98368"});
+  // The one-device rules come first, in geometry_problems' words.
+  expect_contains(cp_geometry_error(98304, 3, 3, 1536, 2, n), {"pool must be a power of two >= 2, got 3"});
+}
+
+// The trainer's [parallel] section: its rules come from parallel.h, under the
+// config's keys, and are reported with the other problems.
+std::string config_error(const config::Config& c) {
+  try {
+    config::validate(c);
+  } catch (const config::ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ParallelConfig, DefaultsAndOverrides) {
+  config::Config c = config::load_preset("tiny");
+  EXPECT_EQ(c.parallel.dp, 1);
+  EXPECT_EQ(c.parallel.cp, 1);
+  config::apply_override(c, "parallel.cp", "2");
+  config::apply_override(c, "parallel.dp", "3");
+  EXPECT_EQ(c.parallel.cp, 2);
+  EXPECT_EQ(c.parallel.dp, 3);
+  EXPECT_EQ(config::parse_toml(config::to_toml(c), "round-trip"), c);
+}
+
+TEST(ParallelConfig, ValidationNamesTheKeys) {
+  config::Config c = config::load_preset("tiny");  // L=3, p=2, top_k=128: one tile, no CP split
+  c.parallel.cp = 2;
+  expect_contains(config_error(c), {"parallel.cp=2", "lighthouse.top_k/128 = 1", "lighthouse.top_k=512 for parallel.cp=2"});
+  c.lighthouse.top_k = 512;  // T = 4 = 2 * cp; seq_len 4096 is a multiple of 2^2 * 4
+  EXPECT_EQ(config_error(c), "");
+  c.train.seq_len = 4098;
+  expect_contains(config_error(c), {"train.seq_len=4098 must split into 2*parallel.cp=4 equal chunks"});
+  c.train.seq_len = 4104;  // splits in 4, but not in whole tiles of 16
+  expect_contains(config_error(c), {"train.seq_len=4104 must be a multiple of", "4096 or 4112"});
+  c.train.seq_len = 4096;
+  c.lighthouse.scorer = "dilated";
+  expect_contains(config_error(c), {"lighthouse.scorer must be norm under context parallelism"});
+  // A dense model needs only the 2*cp equal chunks.
+  c = config::load_preset("tiny");
+  c.model.attention = "dense";
+  c.model.dense_layers = {};
+  c.parallel.cp = 2;
+  EXPECT_EQ(config_error(c), "");
+  c.parallel.dp = 0;
+  c.parallel.timeout_s = 0;
+  const std::string msg = config_error(c);
+  expect_contains(msg, {"parallel.dp must be >= 1, got 0", "parallel.timeout_s must be in [1, 604800]"});
 }
 
 }  // namespace
