@@ -3,14 +3,13 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
 
 #include "lighthouse/lighthouse.h"
 #include "lighthouse/lighthouse_cp.h"
@@ -166,13 +165,13 @@ int run_cp_bench(const CpBenchArgs& a) {
   const std::string validation = validate(a, w, o, dtype, device);
   if (main) {
     std::printf("%s\n", validation.c_str());
-    std::printf("\nLighthouse under context parallelism on %s x %lld (cp=%lld, dp=%lld): %s, B=%lld H=%lld H_kv=%lld "
-                "d=%lld, L=%lld p=%lld, inner SDPA %s; median of %d runs of the slowest rank after %d warm-up\n",
-                device.is_cuda() ? "cuda" : "cpu", static_cast<long long>(w.world_size()),
-                static_cast<long long>(w.layout.cp), static_cast<long long>(w.layout.dp), a.dtype.c_str(),
-                static_cast<long long>(a.batch), static_cast<long long>(a.heads), static_cast<long long>(a.kv_heads),
-                static_cast<long long>(a.head_dim), static_cast<long long>(a.levels), static_cast<long long>(a.pool),
-                a.backend.c_str(), a.repeats, a.warmup);
+    std::printf(
+        "\nLighthouse under context parallelism on %s x %lld (cp=%lld, dp=%lld): %s, B=%lld H=%lld H_kv=%lld "
+        "d=%lld, L=%lld p=%lld, inner SDPA %s; median of %d runs of the slowest rank after %d warm-up\n",
+        device.is_cuda() ? "cuda" : "cpu", static_cast<long long>(w.world_size()), static_cast<long long>(w.layout.cp),
+        static_cast<long long>(w.layout.dp), a.dtype.c_str(), static_cast<long long>(a.batch),
+        static_cast<long long>(a.heads), static_cast<long long>(a.kv_heads), static_cast<long long>(a.head_dim),
+        static_cast<long long>(a.levels), static_cast<long long>(a.pool), a.backend.c_str(), a.repeats, a.warmup);
     std::printf("%9s %6s %8s | %10s %10s | %10s %10s | %8s %8s | %10s %10s\n", "N", "top_k", "S", "CP LH fwd",
                 "CP LH f+b", "1-dev fwd", "1-dev f+b", "speedup", "speedup", "CP dn fwd", "CP dn f+b");
     std::printf("%9s %6s %8s | %10s %10s | %10s %10s | %8s %8s | %10s %10s\n", "", "", "", "ms", "ms", "ms", "ms",
@@ -213,12 +212,12 @@ int run_cp_bench(const CpBenchArgs& a) {
     if (main) {
       std::printf("%9lld %6lld %8lld | %10s %10s | %10s %10s | %8s %8s | %10s %10s\n", static_cast<long long>(n),
                   static_cast<long long>(o.top_k), static_cast<long long>(s), fmt_ms(cp_f).c_str(),
-                  fmt_ms(cp_fb).c_str(), fmt_ms(one_f).c_str(), fmt_ms(one_fb).c_str(),
-                  fmt_ratio(one_f / cp_f).c_str(), fmt_ratio(one_fb / cp_fb).c_str(), fmt_ms(dn_f).c_str(),
-                  fmt_ms(dn_fb).c_str());
+                  fmt_ms(cp_fb).c_str(), fmt_ms(one_f).c_str(), fmt_ms(one_fb).c_str(), fmt_ratio(one_f / cp_f).c_str(),
+                  fmt_ratio(one_fb / cp_fb).c_str(), fmt_ms(dn_f).c_str(), fmt_ms(dn_fb).c_str());
       std::fflush(stdout);
     }
-    Json row = {{"N", n}, {"top_k", o.top_k}, {"S", s}, {"cp_lighthouse_fwd_ms", cp_f}, {"cp_lighthouse_fwd_bwd_ms", cp_fb}};
+    Json row = {
+        {"N", n}, {"top_k", o.top_k}, {"S", s}, {"cp_lighthouse_fwd_ms", cp_f}, {"cp_lighthouse_fwd_bwd_ms", cp_fb}};
     if (one_f > 0) {
       row["one_device_lighthouse_fwd_ms"] = one_f;
       row["one_device_lighthouse_fwd_bwd_ms"] = one_fb;
@@ -233,13 +232,20 @@ int run_cp_bench(const CpBenchArgs& a) {
     char date[32];
     const std::time_t now = std::time(nullptr);
     std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-    const Json doc = {{"date", date},     {"device", device.is_cuda() ? "cuda" : "cpu"},
-                      {"world", w.world_size()}, {"cp", w.layout.cp},
-                      {"dp", w.layout.dp}, {"dtype", a.dtype},
-                      {"B", a.batch},      {"H", a.heads},
-                      {"H_kv", a.kv_heads}, {"d", a.head_dim},
-                      {"levels", a.levels}, {"pool", a.pool},
-                      {"backend", a.backend}, {"validation", validation},
+    const Json doc = {{"date", date},
+                      {"device", device.is_cuda() ? "cuda" : "cpu"},
+                      {"world", w.world_size()},
+                      {"cp", w.layout.cp},
+                      {"dp", w.layout.dp},
+                      {"dtype", a.dtype},
+                      {"B", a.batch},
+                      {"H", a.heads},
+                      {"H_kv", a.kv_heads},
+                      {"d", a.head_dim},
+                      {"levels", a.levels},
+                      {"pool", a.pool},
+                      {"backend", a.backend},
+                      {"validation", validation},
                       {"rows", rows}};
     std::ofstream(a.json_path) << doc.dump(2) << "\n";
     std::printf("wrote %s\n", a.json_path.c_str());

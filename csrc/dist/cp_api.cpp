@@ -14,7 +14,9 @@ namespace lighthouse::cp {
 namespace {
 
 // [B, 2n, X, d] -> chunk-batched [2B, n, X, d] (a view when contiguous).
-at::Tensor chunk_batched(const at::Tensor& x) { return x.reshape({2 * x.size(0), x.size(1) / 2, x.size(2), x.size(3)}); }
+at::Tensor chunk_batched(const at::Tensor& x) {
+  return x.reshape({2 * x.size(0), x.size(1) / 2, x.size(2), x.size(3)});
+}
 
 at::Tensor unchunk(const at::Tensor& x) { return x.reshape({x.size(0) / 2, 2 * x.size(1), x.size(2), x.size(3)}); }
 
@@ -98,7 +100,8 @@ at::Tensor unshard(const std::vector<at::Tensor>& shards, int64_t dim) {
   }
   const dist::CpChunks ch{0, size};
   std::vector<at::Tensor> chunks;
-  for (int64_t c = 0; c < ch.chunks(); ++c) chunks.push_back(shards[ch.owner(c)].narrow(d, ch.local_index(c) * n2 / 2, n2 / 2));
+  for (int64_t c = 0; c < ch.chunks(); ++c)
+    chunks.push_back(shards[ch.owner(c)].narrow(d, ch.local_index(c) * n2 / 2, n2 / 2));
   return at::cat(chunks, d);
 }
 

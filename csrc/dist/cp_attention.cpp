@@ -34,12 +34,10 @@ struct AttentionState : torch::CustomClassHolder {
   CpGroup cp;
   SdpaBackend requested = SdpaBackend::kAuto;
   SdpaBackend backend = SdpaBackend::kAuto;  // resolved in the forward
-  LseMeta meta[2][2];                         // [local chunk][0: diagonal, 1: prefix]
+  LseMeta meta[2][2];                        // [local chunk][0: diagonal, 1: prefix]
 };
 
-at::ScalarType acc_type(at::ScalarType t) {
-  return (t == at::kHalf || t == at::kBFloat16) ? at::kFloat : t;
-}
+at::ScalarType acc_type(at::ScalarType t) { return (t == at::kHalf || t == at::kBFloat16) ? at::kFloat : t; }
 
 // Local chunk a of a chunk-batched [2B, X, Y, Z] tensor: [B, X, Y, Z].
 at::Tensor local_chunk(const at::Tensor& x, int a) {
@@ -142,8 +140,8 @@ struct CausalAttentionFunction : torch::autograd::Function<CausalAttentionFuncti
       const at::Tensor la = lse.view({B, 2, H, m}).select(1, a).contiguous();
       const at::Tensor da = local_chunk(dout, a).contiguous();
       const at::Tensor kvc = kv.chunk(c);
-      auto [dq_d, dk_d, dv_d] = sdpa_backward(state->backend, da, qa, expand_heads(kvc[0], H),
-                                              expand_heads(kvc[1], H), oa, la, state->meta[a][0], /*causal=*/true);
+      auto [dq_d, dk_d, dv_d] = sdpa_backward(state->backend, da, qa, expand_heads(kvc[0], H), expand_heads(kvc[1], H),
+                                              oa, la, state->meta[a][0], /*causal=*/true);
       add_kv(c, dk_d, dv_d);
       at::Tensor dq_a = dq_d.to(acc);
       if (c > 0) {
@@ -158,8 +156,8 @@ struct CausalAttentionFunction : torch::autograd::Function<CausalAttentionFuncti
     }
     std::vector<at::Tensor> per_rank;
     for (int64_t j = 0; j < ch.size; ++j) per_rank.push_back(dkv.select(0, j));
-    const at::Tensor mine = reduce_scatter_sum(state->cp.group, per_rank,
-                                               "CP attention backward: reduce-scatter of the K and V gradients");
+    const at::Tensor mine =
+        reduce_scatter_sum(state->cp.group, per_rank, "CP attention backward: reduce-scatter of the K and V gradients");
     // [2, B, 2, H_kv, m, d] -> chunk-batched [2B, H_kv, m, d] each.
     const at::Tensor dk = mine.select(0, 0).reshape({2 * B, H_kv, m, d}).to(k.scalar_type());
     const at::Tensor dv = mine.select(0, 1).reshape({2 * B, H_kv, m, d}).to(v.scalar_type());

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 
 #include "lighthouse/lighthouse.h"
@@ -48,7 +49,7 @@ at::Tensor lighthouse_select(const at::Tensor& q, const at::Tensor& k, const Opt
 // chunk of `seq_len` tokens with its spill rows, forward and adjoint.
 at::Tensor chunk_scatter(const at::Tensor& og, const at::Tensor& entries, int64_t seq_len, const Options& o,
                          const at::Tensor& spill_in);
-at::Tensor chunk_scatter_backward(const at::Tensor& dout, const at::Tensor& entries, int64_t seq_len,
-                                  const Options& o, const at::Tensor& spill_dout);
+at::Tensor chunk_scatter_backward(const at::Tensor& dout, const at::Tensor& entries, int64_t seq_len, const Options& o,
+                                  const at::Tensor& spill_dout);
 
 }  // namespace lighthouse::dist

@@ -44,8 +44,8 @@ at::Tensor last_entry_rows(const at::Tensor& og, const Plan& plan, const Geometr
   const at::Tensor zero_row = at::zeros({g.B, g.H, 1, g.d}, og.options());
   std::vector<at::Tensor> rows{zero_row};
   for (int l = 1; l < g.L; ++l) {
-    const at::Tensor slot = plan.inv.select(2, g.level_offset[l] + g.level_size(l) - 1).to(at::kLong).view(
-        {g.B, g.H, 1, 1});
+    const at::Tensor slot =
+        plan.inv.select(2, g.level_offset[l] + g.level_size(l) - 1).to(at::kLong).view({g.B, g.H, 1, 1});
     const at::Tensor row = og.gather(2, slot.clamp_min(0).expand({g.B, g.H, 1, g.d}));
     rows.push_back(at::where(slot >= 0, row, zero_row));
   }
@@ -159,24 +159,29 @@ at::Tensor chunk_scatter(const at::Tensor& og, const at::Tensor& entries, int64_
   detail::check_options(o);
   LH_CHECK(og.dim() == 4, "lighthouse._chunk_scatter: og must be [B, H, S, d], got ", og.sizes());
   const Geometry g = detail::geometry_for(og.size(0), seq_len, og.size(1), og.size(1), og.size(3), o);
-  LH_CHECK(g.N_pad == g.N && og.size(2) == g.S, "lighthouse._chunk_scatter: a chunk of whole tiles needs seq_len "
-           "a multiple of ", g.span(g.L - 1) * g.T, " and og with S=", g.S, " slots");
+  LH_CHECK(g.N_pad == g.N && og.size(2) == g.S,
+           "lighthouse._chunk_scatter: a chunk of whole tiles needs seq_len "
+           "a multiple of ",
+           g.span(g.L - 1) * g.T, " and og with S=", g.S, " slots");
   LH_CHECK(spill_in.sizes() == at::IntArrayRef({g.B, g.H, g.L, g.d}) && spill_in.scalar_type() == og.scalar_type() &&
-           spill_in.device() == og.device(), "lighthouse._chunk_scatter: spill_in must be [B, H, L, d] = [", g.B,
-           ", ", g.H, ", ", g.L, ", ", g.d, "] like og, got ", spill_in.sizes());
+               spill_in.device() == og.device(),
+           "lighthouse._chunk_scatter: spill_in must be [B, H, L, d] = [", g.B, ", ", g.H, ", ", g.L, ", ", g.d,
+           "] like og, got ", spill_in.sizes());
   return detail::scatter(og, detail::plan_from_entries(entries, g, og.device()), g, spill_in);
 }
 
-at::Tensor chunk_scatter_backward(const at::Tensor& dout, const at::Tensor& entries, int64_t seq_len,
-                                  const Options& o, const at::Tensor& spill_dout) {
+at::Tensor chunk_scatter_backward(const at::Tensor& dout, const at::Tensor& entries, int64_t seq_len, const Options& o,
+                                  const at::Tensor& spill_dout) {
   detail::check_options(o);
-  LH_CHECK(dout.dim() == 4 && dout.size(1) == seq_len, "lighthouse._chunk_scatter_backward: dout must be [B, N, H, d] "
-           "with N=seq_len=", seq_len, ", got ", dout.sizes());
+  LH_CHECK(dout.dim() == 4 && dout.size(1) == seq_len,
+           "lighthouse._chunk_scatter_backward: dout must be [B, N, H, d] "
+           "with N=seq_len=",
+           seq_len, ", got ", dout.sizes());
   const Geometry g = detail::geometry_for(dout.size(0), seq_len, dout.size(2), dout.size(2), dout.size(3), o);
   LH_CHECK(g.N_pad == g.N, "lighthouse._chunk_scatter_backward: seq_len=", seq_len, " must be a chunk of whole tiles");
   LH_CHECK(spill_dout.dim() == 4 && spill_dout.size(0) == g.B && spill_dout.size(2) == g.H &&
-           spill_dout.size(3) == g.d && spill_dout.scalar_type() == dout.scalar_type() &&
-           spill_dout.device() == dout.device(),
+               spill_dout.size(3) == g.d && spill_dout.scalar_type() == dout.scalar_type() &&
+               spill_dout.device() == dout.device(),
            "lighthouse._chunk_scatter_backward: spill_dout must be [B, R, H, d] like dout, got ", spill_dout.sizes());
   return detail::scatter_backward(dout, detail::plan_from_entries(entries, g, dout.device()), g, spill_dout);
 }

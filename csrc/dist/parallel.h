@@ -133,17 +133,17 @@ inline std::string cp_geometry_error(int64_t seq_len, int64_t levels, int64_t po
     if (lower > 0) cps = n.cp + "=" + to_string(lower);
     if (upper > 0) cps += (cps.empty() ? "" : " or ") + n.cp + "=" + to_string(upper);
     return "context parallelism: " + n.cp + "=" + to_string(cp) + " cuts the sequence into 2*" + n.cp + "=" +
-           to_string(chunks) + " chunks of whole tiles, so " + to_string(chunks) + " must divide the tiles T = " +
-           n.top_k + "/128 = " + to_string(tiles) + ". Nearest valid: " +
-           (cps.empty() ? std::string("no ") + n.cp + " > 1 splits an odd T" : cps) + " for " + n.top_k + "=" +
-           to_string(top_k) + "; or " + n.top_k + "=" + nearest_multiples(top_k, 128 * chunks, 128 * chunks) +
-           " for " + n.cp + "=" + to_string(cp);
+           to_string(chunks) + " chunks of whole tiles, so " + to_string(chunks) +
+           " must divide the tiles T = " + n.top_k + "/128 = " + to_string(tiles) +
+           ". Nearest valid: " + (cps.empty() ? std::string("no ") + n.cp + " > 1 splits an odd T" : cps) + " for " +
+           n.top_k + "=" + to_string(top_k) + "; or " + n.top_k + "=" +
+           nearest_multiples(top_k, 128 * chunks, 128 * chunks) + " for " + n.cp + "=" + to_string(cp);
   }
   const int64_t unit = (int64_t{1} << ((levels - 1) * ceil_log2(pool))) * tiles;
   if (seq_len % unit != 0) {
     const int64_t min_n = min_seq_len(static_cast<int32_t>(levels), ceil_log2(pool), top_k);
-    return "context parallelism: sequence length " + n.seq_len + "=" + to_string(seq_len) +
-           " must be a multiple of " + n.pool + "^(" + n.levels + "-1) * T = " + to_string(unit) +
+    return "context parallelism: sequence length " + n.seq_len + "=" + to_string(seq_len) + " must be a multiple of " +
+           n.pool + "^(" + n.levels + "-1) * T = " + to_string(unit) +
            " (chunks of whole tiles, no padding). Nearest valid: " + n.seq_len + "=" +
            nearest_multiples(seq_len, unit, min_n);
   }

@@ -1,13 +1,13 @@
 #include "process_group.h"
 
 #include <c10/util/Exception.h>
-#include <torch/csrc/distributed/c10d/GroupRegistry.hpp>
-#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <cerrno>
 #include <cstdlib>
 #include <sstream>
+#include <torch/csrc/distributed/c10d/GroupRegistry.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #ifdef LIGHTHOUSE_WITH_GLOO
 // Gloo's own headers (Debian libgloo-dev, or .deps/include) are needed to
@@ -17,6 +17,7 @@
 #endif
 #ifdef LIGHTHOUSE_WITH_NCCL
 #include <c10/cuda/CUDAFunctions.h>
+
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -124,36 +125,38 @@ at::Device local_device(const Env& env, c10::DeviceType type) {
   return at::Device(type);
 }
 
-c10::intrusive_ptr<c10d::ProcessGroup> new_group(const c10::intrusive_ptr<c10d::Store>& store,
-                                                 const std::string& name, int64_t group_rank, int64_t size,
-                                                 const at::Device& device, std::chrono::milliseconds timeout) {
+c10::intrusive_ptr<c10d::ProcessGroup> new_group(const c10::intrusive_ptr<c10d::Store>& store, const std::string& name,
+                                                 int64_t group_rank, int64_t size, const at::Device& device,
+                                                 std::chrono::milliseconds timeout) {
   auto group = c10::make_intrusive<c10d::ProcessGroup>(c10::make_intrusive<c10d::PrefixStore>(name, store),
                                                        static_cast<int>(group_rank), static_cast<int>(size));
   try {
     if (device.is_cuda()) {
 #ifdef LIGHTHOUSE_WITH_NCCL
-      group->setBackend(c10::DeviceType::CUDA, c10d::ProcessGroup::BackendType::NCCL,
-                        make_nccl(c10::make_intrusive<c10d::PrefixStore>(name + "/nccl", store), group_rank, size,
-                                  timeout));
+      group->setBackend(
+          c10::DeviceType::CUDA, c10d::ProcessGroup::BackendType::NCCL,
+          make_nccl(c10::make_intrusive<c10d::PrefixStore>(name + "/nccl", store), group_rank, size, timeout));
       group->setDefaultBackend(c10d::ProcessGroup::BackendType::NCCL);
 #else
-      LH_CHECK(false, "lighthouse dist: this build has no NCCL process group (CUDA tensors); rebuild with torch's "
+      LH_CHECK(false,
+               "lighthouse dist: this build has no NCCL process group (CUDA tensors); rebuild with torch's "
                "CUDA wheel and nccl.h available (see README, Multi-GPU)");
 #endif
     }
 #ifdef LIGHTHOUSE_WITH_GLOO
     // CPU tensors: Gloo, also beside NCCL (as torch's "cpu:gloo,cuda:nccl").
-    group->setBackend(c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO,
-                      make_gloo(c10::make_intrusive<c10d::PrefixStore>(name + "/gloo", store), group_rank, size,
-                                timeout));
+    group->setBackend(
+        c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO,
+        make_gloo(c10::make_intrusive<c10d::PrefixStore>(name + "/gloo", store), group_rank, size, timeout));
     if (!device.is_cuda()) group->setDefaultBackend(c10d::ProcessGroup::BackendType::GLOO);
 #else
-    LH_CHECK(device.is_cuda(), "lighthouse dist: this build has no Gloo process group (CPU tensors): install "
+    LH_CHECK(device.is_cuda(),
+             "lighthouse dist: this build has no Gloo process group (CPU tensors): install "
              "libgloo-dev (Debian) or carry its headers in .deps/include (scripts/carry-deps.sh) and rebuild");
 #endif
   } catch (const std::exception& e) {
-    LH_CHECK(false, "lighthouse dist: rank ", group_rank, " of ", size, " could not join group '", name,
-             "' within ", static_cast<int64_t>(timeout.count() / 1000),
+    LH_CHECK(false, "lighthouse dist: rank ", group_rank, " of ", size, " could not join group '", name, "' within ",
+             static_cast<int64_t>(timeout.count() / 1000),
              " s: another rank has most likely exited or not started. Cause: ", what_of(e));
   }
   group->setGroupName(name);
@@ -189,13 +192,13 @@ World init(const at::Device& device, const InitOptions& options) {
     tcp = c10::make_intrusive<c10d::TCPStore>(w.env.master_addr, so);
   } catch (const std::exception& e) {
     LH_CHECK(false, "lighthouse dist: rank ", w.env.rank, " of ", w.env.world_size, " could not ",
-             so.isServer ? "host" : "reach", " the store at ", w.env.master_addr, ":", w.env.master_port,
-             " within ", static_cast<int64_t>(options.timeout.count() / 1000), " s. Cause: ", what_of(e));
+             so.isServer ? "host" : "reach", " the store at ", w.env.master_addr, ":", w.env.master_port, " within ",
+             static_cast<int64_t>(options.timeout.count() / 1000), " s. Cause: ", what_of(e));
   }
   // Keys of each torchrun restart and each init() apart.
   const char* restart = getenv_or_null("TORCHELASTIC_RESTART_COUNT");
-  const std::string prefix = "lighthouse/" + std::string(restart != nullptr ? restart : "0") + "." +
-                             std::to_string(next_generation());
+  const std::string prefix =
+      "lighthouse/" + std::string(restart != nullptr ? restart : "0") + "." + std::to_string(next_generation());
   w.store = c10::make_intrusive<c10d::PrefixStore>(prefix, tcp);
 
   const ParallelLayout& lay = w.layout;

@@ -16,12 +16,12 @@
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
-#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
-#include <torch/csrc/distributed/c10d/Store.hpp>
 
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/csrc/distributed/c10d/Store.hpp>
 #include <vector>
 
 #include "parallel.h"
@@ -56,10 +56,10 @@ struct InitOptions {
 struct World {
   Env env;
   ParallelLayout layout;
-  c10::intrusive_ptr<c10d::Store> store;              // null in one process
-  c10::intrusive_ptr<c10d::ProcessGroup> world;       // all ranks; null in one process
-  c10::intrusive_ptr<c10d::ProcessGroup> cp;          // this rank's CP group; null in one process
-  c10::intrusive_ptr<c10d::ProcessGroup> dp;          // this rank's DP group; null in one process
+  c10::intrusive_ptr<c10d::Store> store;         // null in one process
+  c10::intrusive_ptr<c10d::ProcessGroup> world;  // all ranks; null in one process
+  c10::intrusive_ptr<c10d::ProcessGroup> cp;     // this rank's CP group; null in one process
+  c10::intrusive_ptr<c10d::ProcessGroup> dp;     // this rank's DP group; null in one process
   std::chrono::milliseconds timeout{0};
 
   bool distributed() const { return env.distributed; }
@@ -82,9 +82,9 @@ at::Device local_device(const Env& env, c10::DeviceType type);
 // prefix `name`, with the backends for `device` as in init(). Every member
 // must call it with the same name. Registered under `name` for
 // c10d::resolve_process_group (and so for torch.ops.lighthouse.cp_*).
-c10::intrusive_ptr<c10d::ProcessGroup> new_group(const c10::intrusive_ptr<c10d::Store>& store,
-                                                 const std::string& name, int64_t group_rank, int64_t size,
-                                                 const at::Device& device, std::chrono::milliseconds timeout);
+c10::intrusive_ptr<c10d::ProcessGroup> new_group(const c10::intrusive_ptr<c10d::Store>& store, const std::string& name,
+                                                 int64_t group_rank, int64_t size, const at::Device& device,
+                                                 std::chrono::milliseconds timeout);
 
 // Whether this build can make groups for CPU (Gloo) and CUDA (NCCL) tensors.
 bool has_gloo();

@@ -13,8 +13,9 @@
  *   _chunk_scatter / _chunk_scatter_backward: one chunk's scatter with its
  *       spill rows, for tests of the kernels' context-parallel extension.
  */
-#include <torch/csrc/distributed/c10d/GroupRegistry.hpp>
 #include <torch/library.h>
+
+#include <torch/csrc/distributed/c10d/GroupRegistry.hpp>
 
 #include "cp_attention.h"
 #include "lighthouse/lighthouse_cp.h"
@@ -53,8 +54,8 @@ at::Tensor chunk_scatter_op(const at::Tensor& og, const at::Tensor& entries, int
   return chunk_scatter(og, entries, seq_len, make_options(levels, pool, top_k), spill_in);
 }
 
-at::Tensor chunk_scatter_backward_op(const at::Tensor& dout, const at::Tensor& entries, int64_t seq_len,
-                                     int64_t levels, int64_t pool, int64_t top_k, const at::Tensor& spill_dout) {
+at::Tensor chunk_scatter_backward_op(const at::Tensor& dout, const at::Tensor& entries, int64_t seq_len, int64_t levels,
+                                     int64_t pool, int64_t top_k, const at::Tensor& spill_dout) {
   return chunk_scatter_backward(dout, entries, seq_len, make_options(levels, pool, top_k), spill_dout);
 }
 

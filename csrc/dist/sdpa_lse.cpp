@@ -32,8 +32,7 @@ LseBlock make_block(at::Tensor out, const at::Tensor& lse, int64_t lq) {
 
 }  // namespace
 
-SdpaBackend resolve_lse_backend(SdpaBackend requested, const at::Tensor& q, const at::Tensor& k,
-                                const at::Tensor& v) {
+SdpaBackend resolve_lse_backend(SdpaBackend requested, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   LH_CHECK(requested != SdpaBackend::kMath,
            "lighthouse CP: SDPA backend 'math' returns no log-sum-exp, which context parallelism merges "
            "partial results by; use 'auto' or 'flash' (CPU), or 'flash', 'efficient', 'cudnn' (CUDA)");
@@ -44,8 +43,7 @@ SdpaBackend resolve_lse_backend(SdpaBackend requested, const at::Tensor& q, cons
   return b;
 }
 
-LseBlock sdpa_forward(SdpaBackend backend, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                      bool causal) {
+LseBlock sdpa_forward(SdpaBackend backend, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal) {
   at::NoGradGuard no_grad;
   const double scale = scale_of(q);
   const int64_t lq = q.size(2);
@@ -75,8 +73,8 @@ LseBlock sdpa_forward(SdpaBackend backend, const at::Tensor& q, const at::Tensor
       return b;
     }
     case SdpaBackend::kCudnn: {
-      auto r = at::_scaled_dot_product_cudnn_attention(q, k, v, std::nullopt, /*compute_log_sumexp=*/true, 0.0,
-                                                       causal, /*return_debug_mask=*/false, scale);
+      auto r = at::_scaled_dot_product_cudnn_attention(q, k, v, std::nullopt, /*compute_log_sumexp=*/true, 0.0, causal,
+                                                       /*return_debug_mask=*/false, scale);
       LseBlock b = make_block(std::get<0>(r), std::get<1>(r), lq);
       b.meta.cum_q = std::get<2>(r);
       b.meta.cum_k = std::get<3>(r);
@@ -105,13 +103,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sdpa_backward(SdpaBackend backend
   }
   switch (backend) {
     case SdpaBackend::kFlash:
-      return at::_scaled_dot_product_flash_attention_backward(dout, q, k, v, out, l, meta.cum_q, meta.cum_k,
-                                                              meta.max_q, meta.max_k, 0.0, causal, meta.seed,
-                                                              meta.offset, scale);
+      return at::_scaled_dot_product_flash_attention_backward(dout, q, k, v, out, l, meta.cum_q, meta.cum_k, meta.max_q,
+                                                              meta.max_k, 0.0, causal, meta.seed, meta.offset, scale);
     case SdpaBackend::kEfficient: {
-      auto r = at::_scaled_dot_product_efficient_attention_backward(dout, q, k, v, at::Tensor(), out, l, meta.seed,
-                                                                    meta.offset, 0.0, {true, true, true, false},
-                                                                    causal, scale);
+      auto r = at::_scaled_dot_product_efficient_attention_backward(
+          dout, q, k, v, at::Tensor(), out, l, meta.seed, meta.offset, 0.0, {true, true, true, false}, causal, scale);
       return {std::get<0>(r), std::get<1>(r), std::get<2>(r)};
     }
     case SdpaBackend::kCudnn:

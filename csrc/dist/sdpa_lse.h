@@ -35,13 +35,11 @@ struct LseBlock {
 
 // The kernel that context-parallel blocks like these will use; throws naming
 // the reason when `requested` cannot run them or returns no LSE (math).
-SdpaBackend resolve_lse_backend(SdpaBackend requested, const at::Tensor& q, const at::Tensor& k,
-                                const at::Tensor& v);
+SdpaBackend resolve_lse_backend(SdpaBackend requested, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
 // q [B, H, Lq, d], k, v [B, H, Lk, d] (same H), causal (top-left, Lq == Lk)
 // or not. Scale 1/sqrt(d). No autograd.
-LseBlock sdpa_forward(SdpaBackend backend, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                      bool causal);
+LseBlock sdpa_forward(SdpaBackend backend, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal);
 
 // dq, dk, dv of the block given dout and the merged out [B, H, Lq, d] and
 // lse [B, H, Lq] of its query rows.

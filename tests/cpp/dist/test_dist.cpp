@@ -17,8 +17,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "dist/process_group.h"
@@ -47,8 +47,8 @@ int64_t world_size() { return dist::read_env().world_size; }
 
 #define REQUIRE_WORLD(n)                                                                                  \
   do {                                                                                                    \
-    if (world_size() < (n)) GTEST_SKIP() << "needs " << (n) << " processes under torchrun (WORLD_SIZE=" \
-                                         << world_size() << ")";                                          \
+    if (world_size() < (n))                                                                               \
+      GTEST_SKIP() << "needs " << (n) << " processes under torchrun (WORLD_SIZE=" << world_size() << ")"; \
   } while (0)
 
 double max_abs(const at::Tensor& x) { return x.abs().max().item<double>(); }
@@ -119,14 +119,13 @@ void check_lighthouse(const cp::Group& group, const Options& o, int64_t B, int64
     return [&o, e](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) { return attention(q, k, v, o, e); };
   };
   const Result ref = shard_result(run(whole(entries), in.q, in.k, in.v, in.go), r, W);
-  const Result stock =
-      shard_result(run(whole(std::nullopt), q32, k32, v32, in.go.to(at::kFloat)), r, W);
+  const Result stock = shard_result(run(whole(std::nullopt), q32, k32, v32, in.go.to(at::kFloat)), r, W);
   auto cp_fn = [&](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
     return cp::attention(q, k, v, o, group);
   };
   for (at::ScalarType t : {at::kDouble, at::kFloat}) {
-    const std::string tag = std::string("lighthouse W=") + std::to_string(W) + " rank " + std::to_string(r) + " " +
-                            c10::toString(t);
+    const std::string tag =
+        std::string("lighthouse W=") + std::to_string(W) + " rank " + std::to_string(r) + " " + c10::toString(t);
     // CP float64 runs with its own selection, which equals the float32 one on
     // these inputs only if no score is near a tie: compare float64 CP with the
     // float64 one-process op instead.
@@ -167,8 +166,8 @@ void check_dense(const cp::Group& group, int64_t B, int64_t N, int64_t H, int64_
   for (at::ScalarType t : {at::kDouble, at::kFloat}) {
     auto sh = [&](const at::Tensor& x) { return cp::shard(x, r, W).to(t); };
     const Result got = run(cp_fn, sh(in.q), sh(in.k), sh(in.v), sh(in.go));
-    const std::string tag = std::string("dense W=") + std::to_string(W) + " rank " + std::to_string(r) + " " +
-                            c10::toString(t);
+    const std::string tag =
+        std::string("dense W=") + std::to_string(W) + " rank " + std::to_string(r) + " " + c10::toString(t);
     const Result& s = t == at::kDouble ? got : stock;
     expect_within_rule(tag + " out", got.out, s.out, ref.out, 2);
     expect_within_rule(tag + " dq", got.dq, s.dq, ref.dq, 3);

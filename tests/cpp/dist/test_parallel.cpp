@@ -117,7 +117,8 @@ TEST(ParallelConfig, DefaultsAndOverrides) {
 TEST(ParallelConfig, ValidationNamesTheKeys) {
   config::Config c = config::load_preset("tiny");  // L=3, p=2, top_k=128: one tile, no CP split
   c.parallel.cp = 2;
-  expect_contains(config_error(c), {"parallel.cp=2", "lighthouse.top_k/128 = 1", "lighthouse.top_k=512 for parallel.cp=2"});
+  expect_contains(config_error(c),
+                  {"parallel.cp=2", "lighthouse.top_k/128 = 1", "lighthouse.top_k=512 for parallel.cp=2"});
   c.lighthouse.top_k = 512;  // T = 4 = 2 * cp; seq_len 4096 is a multiple of 2^2 * 4
   EXPECT_EQ(config_error(c), "");
   c.train.seq_len = 4098;
