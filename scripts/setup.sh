@@ -3,15 +3,21 @@
 # packages (torch pinned to the version the GPU machines run), then the build.
 # Re-running it only rebuilds what changed.
 #
-#   bash scripts/setup.sh            # everything
-#   LIGHTHOUSE_SKIP_INSTALL=1 ...    # build only
+#   bash scripts/setup.sh                          # everything
+#   LIGHTHOUSE_SKIP_INSTALL=1 ...                  # build only
+#   LIGHTHOUSE_LARGE_CORPUS=1 bash scripts/setup.sh
+#       also the large corpus's Debian packages (about 180 MB of .debs):
+#       downloaded with `apt-get download` and unpacked with `dpkg-deb -x`
+#       into data/debian/<package> ($LIGHTHOUSE_DEBIAN_ROOT), listed in
+#       data/debian/packages.txt; nothing is installed system-wide. Then
+#       `build/lighthouse data --corpus large` packs it (README, Data).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 TORCH_VERSION=2.11.0
 PYTHON=${PYTHON:-python3}
 BUILD_DIR=${BUILD_DIR:-build}
-APT_PACKAGES=(cmake ninja-build ccache g++ clang libclang-rt-14-dev libgtest-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libgloo-dev linux-doc-6.1)
+APT_PACKAGES=(cmake ninja-build ccache g++ clang libclang-rt-14-dev libgtest-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libgloo-dev zlib1g-dev liblzma-dev xz-utils linux-doc-6.1)
 # name==version of every Python package the tests use; torch first.
 PIP_PACKAGES=("torch==${TORCH_VERSION}" "numpy==2.4.6" "pytest==9.2.0" "safetensors==0.8.0" "transformers==5.23.0" "matplotlib==3.11.2")
 
@@ -60,4 +66,41 @@ if [ ! -f "$BUILD_DIR/build.ninja" ]; then
 fi
 log "build $BUILD_DIR"
 cmake --build "$BUILD_DIR"
+
+# The large corpus (only when asked): the packages `lighthouse data --corpus
+# large --list-packages` names, each unpacked into its own directory.
+install_large_corpus() {
+  local root=${LIGHTHOUSE_DEBIAN_ROOT:-data/debian}
+  local wanted missing=()
+  wanted=$("$BUILD_DIR/lighthouse" data --corpus large --list-packages)
+  mkdir -p "$root"
+  touch "$root/packages.txt"
+  for p in $wanted; do
+    { grep -q "^$p " "$root/packages.txt" && [ -d "$root/$p" ]; } || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && { log "large corpus packages present in $root"; return 0; }
+  local tmp
+  tmp=$(mktemp -d)
+  log "apt-get download ${missing[*]}"
+  if ! (cd "$tmp" && apt-get download -q "${missing[@]}" >/dev/null 2>&1); then
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    (cd "$tmp" && apt-get download -q "${missing[@]}" >/dev/null)
+  fi
+  for f in "$tmp"/*.deb; do
+    local p
+    p=$(dpkg-deb -f "$f" Package)
+    rm -rf "${root:?}/$p"
+    dpkg-deb -x "$f" "$root/$p"
+    grep -v "^$p " "$root/packages.txt" >"$root/packages.txt.new" || true
+    dpkg-deb -W --showformat='${Package} ${Version}\n' "$f" >>"$root/packages.txt.new"
+    mv "$root/packages.txt.new" "$root/packages.txt"
+    log "unpacked $(dpkg-deb -W --showformat='${Package} ${Version}' "$f") into $root/$p"
+  done
+  rm -rf "$tmp"
+}
+if [ -n "${LIGHTHOUSE_LARGE_CORPUS:-}" ]; then
+  install_large_corpus
+fi
 log "done: $BUILD_DIR/lighthouse, $BUILD_DIR/liblighthouse_ops.so"

@@ -1,5 +1,5 @@
 /*
- * Batches of token windows from a packed directory (pack.h), with exact
+ * Batches of token windows from a packed directory (packed.h), with exact
  * resume.
  *
  * The split's token stream is its documents, each BOS + bytes + EOS,
@@ -30,7 +30,7 @@
 #include <string>
 #include <vector>
 
-#include "data/pack.h"
+#include "data/packed.h"
 #include "data/tokenizer.h"
 
 namespace lighthouse::data {

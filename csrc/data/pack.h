@@ -1,21 +1,8 @@
 /*
  * Packing text into byte-token shards (torch-free; `lighthouse data` runs it).
  *
- * Output directory (format "lighthouse-packed", version 1):
- *   manifest.json          format, tokenizer "bytes-v1", counts, the options,
- *                          every input file (path, size, sha256, split or
- *                          skip reason), every shard (size, sha256), and a
- *                          dataset_id (sha256 over the shards and indexes)
- *   <split>-NNNNN.bin      the split's document bytes, concatenated, cut into
- *                          shards of at most shard_bytes (a document may
- *                          span two shards)
- *   <split>.idx            uint64 little-endian document start offsets into
- *                          the split's concatenated bytes, plus the total
- *                          (documents + 1 entries)
- * for split in {train, val}. The token stream of a split is, per document,
- * BOS + bytes + EOS: tokens = bytes + 2 * documents. Stored as raw bytes
- * (1 byte per text token), so the Linux documentation corpus packs to about
- * 24 MB.
+ * Output: a packed directory as packed.h describes it (manifest, shards,
+ * index per split); the Linux documentation corpus packs to about 24 MB.
  *
  * Determinism: the output depends only on the input files' relative paths
  * and contents and on the options (no time stamps, no absolute paths other
@@ -43,13 +30,9 @@
 #include <string_view>
 #include <vector>
 
+#include "data/packed.h"
+
 namespace lighthouse::data {
-
-constexpr int kPackFormatVersion = 1;
-constexpr const char* kPackFormat = "lighthouse-packed";
-
-enum class Split { kTrain, kVal };
-const char* split_name(Split);  // "train" / "val"
 
 struct PackProgress {
   int64_t files_done = 0, files_total = 0;
@@ -93,20 +76,5 @@ std::string default_corpus_dir();
 
 // Text classification used by pack(): "" if text, else the skip reason.
 std::string classify_text(std::string_view bytes);
-
-// One split of a packed directory in memory, checked against the manifest
-// (shard sizes and sha256, index consistency). Errors name the directory and
-// what is wrong (not a packed dataset, other format version, missing or
-// corrupt shard, empty split).
-struct PackedSplit {
-  std::string dir;
-  Split split = Split::kTrain;
-  std::string dataset_id;
-  std::vector<uint8_t> bytes;     // the split's documents, concatenated
-  std::vector<uint64_t> offsets;  // document starts into bytes, plus bytes.size()
-  int64_t documents() const { return static_cast<int64_t>(offsets.empty() ? 0 : offsets.size() - 1); }
-  uint64_t tokens() const { return bytes.size() + 2 * static_cast<uint64_t>(documents()); }
-};
-PackedSplit read_packed_split(const std::string& dir, Split split);
 
 }  // namespace lighthouse::data

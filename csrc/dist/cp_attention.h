@@ -45,11 +45,12 @@ at::Tensor lighthouse_attention(const at::Tensor& q, const at::Tensor& k, const 
 // int64 [2B, H, S_c].
 at::Tensor lighthouse_select(const at::Tensor& q, const at::Tensor& k, const Options& o, const CpGroup& cp);
 
-// Test stages (torch.ops.lighthouse._chunk_scatter*): the scatter of one
-// chunk of `seq_len` tokens with its spill rows, forward and adjoint.
-at::Tensor chunk_scatter(const at::Tensor& og, const at::Tensor& entries, int64_t seq_len, const Options& o,
-                         const at::Tensor& spill_in);
-at::Tensor chunk_scatter_backward(const at::Tensor& dout, const at::Tensor& entries, int64_t seq_len, const Options& o,
-                                  const at::Tensor& spill_dout);
+// Test stages (torch.ops.lighthouse._cp_scatter*): the scatter of one chunk
+// of `seq_len` tokens (int64 `entries` as from select) with its spill rows,
+// forward and adjoint; an undefined spill: the one-device stage itself.
+at::Tensor cp_scatter(const at::Tensor& og, const at::Tensor& entries, int64_t seq_len, const Options& o,
+                      const at::Tensor& spill_in);
+at::Tensor cp_scatter_backward(const at::Tensor& dout, const at::Tensor& entries, int64_t seq_len, const Options& o,
+                               const at::Tensor& spill_dout);
 
 }  // namespace lighthouse::dist

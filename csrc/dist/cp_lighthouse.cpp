@@ -154,35 +154,41 @@ at::Tensor lighthouse_select(const at::Tensor& q, const at::Tensor& k, const Opt
   return out;
 }
 
-at::Tensor chunk_scatter(const at::Tensor& og, const at::Tensor& entries, int64_t seq_len, const Options& o,
-                         const at::Tensor& spill_in) {
+at::Tensor cp_scatter(const at::Tensor& og, const at::Tensor& entries, int64_t seq_len, const Options& o,
+                      const at::Tensor& spill_in) {
+  const char* op = "lighthouse._cp_scatter";
   detail::check_options(o);
-  LH_CHECK(og.dim() == 4, "lighthouse._chunk_scatter: og must be [B, H, S, d], got ", og.sizes());
+  LH_CHECK(og.dim() == 4, op, ": og must be [B, H, S, d], got ", og.sizes());
   const Geometry g = detail::geometry_for(og.size(0), seq_len, og.size(1), og.size(1), og.size(3), o);
-  LH_CHECK(g.N_pad == g.N && og.size(2) == g.S,
-           "lighthouse._chunk_scatter: a chunk of whole tiles needs seq_len "
-           "a multiple of ",
-           g.span(g.L - 1) * g.T, " and og with S=", g.S, " slots");
-  LH_CHECK(spill_in.sizes() == at::IntArrayRef({g.B, g.H, g.L, g.d}) && spill_in.scalar_type() == og.scalar_type() &&
-               spill_in.device() == og.device(),
-           "lighthouse._chunk_scatter: spill_in must be [B, H, L, d] = [", g.B, ", ", g.H, ", ", g.L, ", ", g.d,
-           "] like og, got ", spill_in.sizes());
+  LH_CHECK(seq_len >= min_sequence_length(o) && g.N_pad == g.N, op, ": seq_len=", seq_len,
+           " must be a multiple of pool^(levels-1) * T = ", g.span(g.L - 1) * g.T, ", at least ",
+           min_sequence_length(o));
+  LH_CHECK(og.size(2) == g.S, op, ": og must have S=", g.S, " slots, got ", og.size(2));
+  if (spill_in.defined()) {
+    LH_CHECK(spill_in.sizes() == at::IntArrayRef({g.B, g.H, g.L, g.d}) && spill_in.scalar_type() == og.scalar_type() &&
+                 spill_in.device() == og.device(),
+             op, ": spill_in must be [B, H, L, d] = [", g.B, ", ", g.H, ", ", g.L, ", ", g.d, "] like og, got ",
+             spill_in.sizes());
+  }
   return detail::scatter(og, detail::plan_from_entries(entries, g, og.device()), g, spill_in);
 }
 
-at::Tensor chunk_scatter_backward(const at::Tensor& dout, const at::Tensor& entries, int64_t seq_len, const Options& o,
-                                  const at::Tensor& spill_dout) {
+at::Tensor cp_scatter_backward(const at::Tensor& dout, const at::Tensor& entries, int64_t seq_len, const Options& o,
+                               const at::Tensor& spill_dout) {
+  const char* op = "lighthouse._cp_scatter_backward";
   detail::check_options(o);
-  LH_CHECK(dout.dim() == 4 && dout.size(1) == seq_len,
-           "lighthouse._chunk_scatter_backward: dout must be [B, N, H, d] "
-           "with N=seq_len=",
-           seq_len, ", got ", dout.sizes());
+  LH_CHECK(dout.dim() == 4 && dout.size(1) == seq_len, op, ": dout must be [B, N, H, d] with N=seq_len=", seq_len,
+           ", got ", dout.sizes());
   const Geometry g = detail::geometry_for(dout.size(0), seq_len, dout.size(2), dout.size(2), dout.size(3), o);
-  LH_CHECK(g.N_pad == g.N, "lighthouse._chunk_scatter_backward: seq_len=", seq_len, " must be a chunk of whole tiles");
-  LH_CHECK(spill_dout.dim() == 4 && spill_dout.size(0) == g.B && spill_dout.size(2) == g.H &&
-               spill_dout.size(3) == g.d && spill_dout.scalar_type() == dout.scalar_type() &&
-               spill_dout.device() == dout.device(),
-           "lighthouse._chunk_scatter_backward: spill_dout must be [B, R, H, d] like dout, got ", spill_dout.sizes());
+  LH_CHECK(seq_len >= min_sequence_length(o) && g.N_pad == g.N, op, ": seq_len=", seq_len,
+           " must be a multiple of pool^(levels-1) * T = ", g.span(g.L - 1) * g.T, ", at least ",
+           min_sequence_length(o));
+  if (spill_dout.defined()) {
+    LH_CHECK(spill_dout.dim() == 4 && spill_dout.size(0) == g.B && spill_dout.size(2) == g.H &&
+                 spill_dout.size(3) == g.d && spill_dout.scalar_type() == dout.scalar_type() &&
+                 spill_dout.device() == dout.device(),
+             op, ": spill_dout must be [B, R, H, d] like dout, got ", spill_dout.sizes());
+  }
   return detail::scatter_backward(dout, detail::plan_from_entries(entries, g, dout.device()), g, spill_dout);
 }
 

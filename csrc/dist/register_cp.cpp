@@ -10,10 +10,13 @@
  *   cp_attention(q, k, v, levels, pool, top_k, group_name, *, backend)
  *   cp_dense_attention(q, k, v, group_name, *, backend)
  *   cp_select(q, k, levels, pool, top_k, group_name)
- *   _chunk_scatter / _chunk_scatter_backward: one chunk's scatter with its
- *       spill rows, for tests of the kernels' context-parallel extension.
+ *   _cp_scatter / _cp_scatter_backward: one chunk's scatter with its spill
+ *       rows (None: the one-device stage), for tests of the kernels'
+ *       context-parallel extension.
  */
 #include <torch/library.h>
+
+#include <optional>
 
 #include <torch/csrc/distributed/c10d/GroupRegistry.hpp>
 
@@ -49,14 +52,15 @@ at::Tensor cp_select_op(const at::Tensor& q, const at::Tensor& k, int64_t levels
   return cp::select(q, k, make_options(levels, pool, top_k), resolve(group_name));
 }
 
-at::Tensor chunk_scatter_op(const at::Tensor& og, const at::Tensor& entries, int64_t seq_len, int64_t levels,
-                            int64_t pool, int64_t top_k, const at::Tensor& spill_in) {
-  return chunk_scatter(og, entries, seq_len, make_options(levels, pool, top_k), spill_in);
+at::Tensor cp_scatter_op(const at::Tensor& og, const at::Tensor& entries, int64_t seq_len, int64_t levels, int64_t pool,
+                         int64_t top_k, const std::optional<at::Tensor>& spill_in) {
+  return cp_scatter(og, entries, seq_len, make_options(levels, pool, top_k), spill_in.value_or(at::Tensor()));
 }
 
-at::Tensor chunk_scatter_backward_op(const at::Tensor& dout, const at::Tensor& entries, int64_t seq_len, int64_t levels,
-                                     int64_t pool, int64_t top_k, const at::Tensor& spill_dout) {
-  return chunk_scatter_backward(dout, entries, seq_len, make_options(levels, pool, top_k), spill_dout);
+at::Tensor cp_scatter_backward_op(const at::Tensor& dout, const at::Tensor& entries, int64_t seq_len, int64_t levels,
+                                  int64_t pool, int64_t top_k, const std::optional<at::Tensor>& spill_dout) {
+  return cp_scatter_backward(dout, entries, seq_len, make_options(levels, pool, top_k),
+                             spill_dout.value_or(at::Tensor()));
 }
 
 }  // namespace
@@ -70,13 +74,13 @@ TORCH_LIBRARY_FRAGMENT(lighthouse, m) {
         &cp_dense_attention_op);
   m.def("cp_select(Tensor q, Tensor k, int levels, int pool, int top_k, str group_name) -> Tensor", &cp_select_op);
   m.def(
-      "_chunk_scatter(Tensor og, Tensor entries, int seq_len, int levels, int pool, int top_k, Tensor spill_in) "
+      "_cp_scatter(Tensor og, Tensor entries, int seq_len, int levels, int pool, int top_k, Tensor? spill_in) "
       "-> Tensor",
-      &chunk_scatter_op);
+      &cp_scatter_op);
   m.def(
-      "_chunk_scatter_backward(Tensor dout, Tensor entries, int seq_len, int levels, int pool, int top_k, "
-      "Tensor spill_dout) -> Tensor",
-      &chunk_scatter_backward_op);
+      "_cp_scatter_backward(Tensor dout, Tensor entries, int seq_len, int levels, int pool, int top_k, "
+      "Tensor? spill_dout) -> Tensor",
+      &cp_scatter_backward_op);
 }
 
 }  // namespace lighthouse::dist

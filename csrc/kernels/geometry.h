@@ -10,8 +10,8 @@
 namespace lighthouse {
 
 // The smallest r >= 0 with 2^r >= x: the exact log2 of a power of two (the
-// code base's one log2 helper). At most 63.
-inline int32_t ceil_log2(int64_t x) {
+// code base's one log2 helper; constexpr, also in CUDA code). At most 63.
+LH_HD constexpr int32_t ceil_log2(int64_t x) {
   int32_t r = 0;
   while (r < 63 && (int64_t{1} << r) < x) ++r;
   return r;

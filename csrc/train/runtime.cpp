@@ -1,5 +1,5 @@
 /*
- * Device, precision, threads, determinism, memory stats, RNG state (runtime.h).
+ * Device, precision, threads, determinism, RNG state (runtime.h).
  */
 #include "train/runtime.h"
 
@@ -63,56 +63,6 @@ Runtime setup_runtime(const config::TrainConfig& t) {
     at::globalContext().setFloat32MatmulPrecision("highest");
   }
   return r;
-}
-
-void synchronize(const at::Device& device) {
-  if (device.is_cuda()) at::accelerator::synchronizeDevice(device.index());
-}
-
-namespace {
-
-// Memory statistics are for the metrics only: if the allocator cannot give
-// them, say so once and report 0 rather than stop a run.
-bool memory_stats_failed(const c10::Error& e) {
-  static bool warned = false;
-  if (!warned) std::fprintf(stderr, "[train] warning: no device memory statistics: %s\n", e.what_without_backtrace());
-  warned = true;
-  return true;
-}
-
-}  // namespace
-
-int64_t peak_memory_bytes(const at::Device& device) {
-  if (device.is_cuda()) {
-    try {
-      const auto stats = at::accelerator::getDeviceStats(device.index());
-      return stats.allocated_bytes[0].peak;  // [0]: all pools
-    } catch (const c10::Error& e) {
-      memory_stats_failed(e);
-      return 0;
-    }
-  }
-  // VmHWM: peak resident set size of the process, in kB.
-  std::ifstream status("/proc/self/status");
-  std::string key;
-  while (status >> key) {
-    if (key == "VmHWM:") {
-      int64_t kb = 0;
-      status >> kb;
-      return kb * 1024;
-    }
-    status.ignore(1 << 20, '\n');
-  }
-  return 0;
-}
-
-void reset_peak_memory(const at::Device& device) {
-  if (!device.is_cuda()) return;
-  try {
-    at::accelerator::resetPeakStats(device.index());
-  } catch (const c10::Error& e) {
-    memory_stats_failed(e);
-  }
 }
 
 std::string rng_state_hex(const at::Device& device) {

@@ -1,6 +1,7 @@
 /*
  * Where and how a run computes: device, compute dtype, CPU threads,
- * determinism; plus device memory statistics and RNG state for checkpoints.
+ * determinism; plus RNG state for checkpoints (memory statistics:
+ * csrc/device/device.h).
  *
  * CUDA is reached only through device-generic ATen APIs (the accelerator
  * hooks, the default generator of a device, the caching allocator's stats),
@@ -25,6 +26,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "device/device.h"
 
 namespace lighthouse::train {
 
@@ -46,11 +48,11 @@ struct Runtime {
 // asked for but unavailable.
 Runtime setup_runtime(const config::TrainConfig& train);
 
-void synchronize(const at::Device& device);
-// Peak bytes allocated on a CUDA device since the last reset; on CPU the
-// process's peak resident set size.
-int64_t peak_memory_bytes(const at::Device& device);
-void reset_peak_memory(const at::Device& device);
+// Device synchronisation and memory statistics live below the trainer
+// (csrc/device/device.h), shared with the benchmarks.
+using device::peak_memory_bytes;
+using device::reset_peak_memory;
+using device::synchronize;
 
 // The default generator's state of `device` (CPU or CUDA) as a hex string,
 // and back.

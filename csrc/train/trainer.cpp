@@ -13,6 +13,7 @@
 #include <filesystem>
 
 #include "data/loader.h"
+#include "data/pack.h"
 #include "data/tokenizer.h"
 #include "io/files.h"
 #include "model/lighthouse_options.h"

@@ -25,7 +25,7 @@ TESTS = Path(__file__).resolve().parents[1] / "python"
 sys.path.insert(0, str(TESTS))
 
 import lighthouse  # noqa: E402,F401
-from lighthouse import cp  # noqa: E402,F401  (registers torch.ops.lighthouse._chunk_scatter*)
+from lighthouse import cp  # noqa: E402,F401  (registers torch.ops.lighthouse._cp_scatter*)
 from cp_common import chunk_geometry, spill_reach, spill_rows  # noqa: E402
 from cp_launch import torchrun  # noqa: E402
 
@@ -50,22 +50,21 @@ def test_chunk_scatter_cuda_is_the_whole_scatter(case):
     cfg = (cg.L, cg.p, cg.top_k)
     og = torch.randn(B, H, entries.shape[-1], d, generator=g).to(dt).cuda()
     dout = torch.randn(B, N, H, d, generator=g).to(dt).cuda()
-    whole = torch.ops.lighthouse._scatter(og, entries, N, L, p, top_k)
-    og_leaf = og.detach().requires_grad_()
-    (dog,) = torch.autograd.grad(torch.ops.lighthouse._scatter(og_leaf, entries, N, L, p, top_k), og_leaf, dout)
+    whole = torch.ops.lighthouse._cp_scatter(og, entries, N, L, p, top_k, None)  # the one-device CUDA stage
+    dog = torch.ops.lighthouse._cp_scatter_backward(dout, entries, N, L, p, top_k, None)
     for c in range(2 * W):
         e_c = lighthouse.select(q[:, c * n:(c + 1) * n], k[:, c * n:(c + 1) * n], *cfg)
         e_prev = lighthouse.select(q[:, (c - 1) * n:c * n], k[:, (c - 1) * n:c * n], *cfg) if c > 0 else None
         prev = (spill_rows(og[:, :, (c - 1) * S_c:c * S_c], e_prev, cg) if c > 0
                 else torch.zeros(B, H, L, d, dtype=dt, device="cuda"))
         og_c = og[:, :, c * S_c:(c + 1) * S_c]
-        out = torch.ops.lighthouse._chunk_scatter(og_c, e_c, n, *cfg, prev)
+        out = torch.ops.lighthouse._cp_scatter(og_c, e_c, n, *cfg, prev)
         assert torch.equal(out, whole[:, c * n:(c + 1) * n]), f"forward, chunk {c}"
-        assert torch.equal(out.cpu(), torch.ops.lighthouse._chunk_scatter(og_c.cpu(), e_c.cpu(), n, *cfg, prev.cpu()))
+        assert torch.equal(out.cpu(), torch.ops.lighthouse._cp_scatter(og_c.cpu(), e_c.cpu(), n, *cfg, prev.cpu()))
         nxt = dout[:, (c + 1) * n:(c + 1) * n + R] if c + 1 < 2 * W else torch.zeros_like(dout[:, :R])
-        back = torch.ops.lighthouse._chunk_scatter_backward(dout[:, c * n:(c + 1) * n], e_c, n, *cfg, nxt)
+        back = torch.ops.lighthouse._cp_scatter_backward(dout[:, c * n:(c + 1) * n], e_c, n, *cfg, nxt)
         assert torch.equal(back, dog[:, :, c * S_c:(c + 1) * S_c]), f"backward, chunk {c}"
-        assert torch.equal(back.cpu(), torch.ops.lighthouse._chunk_scatter_backward(
+        assert torch.equal(back.cpu(), torch.ops.lighthouse._cp_scatter_backward(
             dout[:, c * n:(c + 1) * n].cpu(), e_c.cpu(), n, *cfg, nxt.cpu()))
 
 

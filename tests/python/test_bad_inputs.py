@@ -212,7 +212,7 @@ def test_bad_scatter_arguments():
 
 def test_python_wrappers_raise_the_same():
     q, k, v = qkv()
-    expect_error(lambda: lighthouse.attention(q, k, v, 3, 3, 256), "got 3")
-    expect_error(lambda: lighthouse.select(q, k, 3, 2, 100), "got 100")
+    expect_error(lambda: lighthouse.attention(q, k, v, 3, 3, 256), "pool must be a power of two >= 2, got 3")
+    expect_error(lambda: lighthouse.select(q, k, 3, 2, 100), "top_k must be a positive multiple of 128, got 100")
     module = lighthouse.LighthouseAttention(levels=1, pool=2, top_k=256)
     expect_error(lambda: module(q, k, v), "levels must be >= 2")

@@ -2,7 +2,8 @@
 whole tiles select exactly the whole sequence's entries, and a chunk's
 scatter with its spill rows (forward) or its next chunk's first gradient rows
 (backward) reproduces the whole sequence's scatter bit for bit
-(torch.ops.lighthouse._chunk_scatter*, the kernels' CP extension).
+(torch.ops.lighthouse._cp_scatter*, the kernels' CP extension; with no spill
+they are the one-device stage, itself checked against the oracle here).
 
 The spill matters at every chunk boundary: with zeros in its place the first
 c_{L-1} - 1 rows of every chunk after the first change, and no other row.
@@ -13,7 +14,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-import lighthouse.cp  # noqa: F401  (registers torch.ops.lighthouse._chunk_scatter*)
+import lighthouse.cp  # noqa: F401  (registers torch.ops.lighthouse._cp_scatter*)
+import oracle
 from common import Case, inputs, randn_like, select
 from cp_common import chunk_geometry, spill_reach, spill_rows, to_global
 
@@ -58,18 +60,21 @@ def test_chunk_scatter_with_spill_is_the_whole_scatter(case_w):
     n, S_c, R = cg.N, cg.S, spill_reach(cg)
     cfg = (cg.L, cg.p, cg.top_k)
     og = randn_like(torch.empty(case.B, case.H, entries.shape[-1], case.d, dtype=case.dtype), 3)
-    whole = torch.ops.lighthouse._scatter(og, entries, case.N, *case.config)
+    whole = torch.ops.lighthouse._cp_scatter(og, entries, case.N, *case.config, None)  # the one-device stage
+    if case.dtype == torch.float32:  # which is the spec's scatter
+        ref = oracle.scatter(og.double(), entries, case.N, *case.config)
+        assert (whole.double() - ref).abs().max().item() <= 1e-5 * ref.abs().max().item()
     for c in range(2 * W):
         og_c = og[:, :, c * S_c:(c + 1) * S_c]
         prev = (spill_rows(og[:, :, (c - 1) * S_c:c * S_c], local[c - 1], cg) if c > 0
                 else torch.zeros(case.B, case.H, cg.L, case.d, dtype=og.dtype))
-        out = torch.ops.lighthouse._chunk_scatter(og_c, local[c], n, *cfg, prev)
+        out = torch.ops.lighthouse._cp_scatter(og_c, local[c], n, *cfg, prev)
         assert torch.equal(out, whole[:, c * n:(c + 1) * n]), f"chunk {c}"
         if c == 0:
             continue
         # Without the spill (the reference code's behaviour) exactly the first
         # R rows change, all of them: the spill is real at every boundary.
-        dropped = torch.ops.lighthouse._chunk_scatter(og_c, local[c], n, *cfg, torch.zeros_like(prev))
+        dropped = torch.ops.lighthouse._cp_scatter(og_c, local[c], n, *cfg, torch.zeros_like(prev))
         assert torch.equal(dropped[:, R:], out[:, R:])
         assert bool((dropped[:, :R] != out[:, :R]).any(-1).all()), f"boundary {c}: spill rows without effect"
 
@@ -80,11 +85,10 @@ def test_chunk_scatter_backward_with_next_rows_is_the_whole_adjoint(case_w):
     entries, cg, local = chunks(case, W, 4)
     n, S_c, R = cg.N, cg.S, spill_reach(cg)
     cfg = (cg.L, cg.p, cg.top_k)
-    og = torch.zeros(case.B, case.H, entries.shape[-1], case.d, dtype=case.dtype, requires_grad=True)
     dout = randn_like(torch.empty(case.B, case.N, case.H, case.d, dtype=case.dtype), 5)
-    (dog,) = torch.autograd.grad(torch.ops.lighthouse._scatter(og, entries, case.N, *case.config), og, dout)
+    dog = torch.ops.lighthouse._cp_scatter_backward(dout, entries, case.N, *case.config, None)  # the one-device stage
     for c in range(2 * W):
         nxt = (dout[:, (c + 1) * n:(c + 1) * n + R] if c + 1 < 2 * W
                else torch.zeros(case.B, R, case.H, case.d, dtype=dout.dtype))
-        got = torch.ops.lighthouse._chunk_scatter_backward(dout[:, c * n:(c + 1) * n], local[c], n, *cfg, nxt)
+        got = torch.ops.lighthouse._cp_scatter_backward(dout[:, c * n:(c + 1) * n], local[c], n, *cfg, nxt)
         assert torch.equal(got, dog[:, :, c * S_c:(c + 1) * S_c]), f"chunk {c}"

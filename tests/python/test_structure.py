@@ -1,6 +1,6 @@
 """TESTING.md item 2: the structure of the op's selection, derived from its
-emitted entries alone (no oracle): S formula, per-tile budget, strictly
-increasing causal keys, coverage, fan-in <= L.
+emitted entries alone (no oracle selection): S against values worked out by
+hand, per-tile budget, strictly increasing causal keys, coverage, fan-in <= L.
 
 An emitted entry at level l >= 1 counts as "selected" iff its p children are
 emitted too (that is what selection means: refine it one level down).
@@ -15,14 +15,17 @@ import lighthouse
 from common import Case, inputs, min_n, select
 from oracle import Geometry
 
+# Each case with its sub-sequence length worked out by hand from the spec
+# (N padded to a multiple of p^(L-1) * T, T = top_k / 128; S = N_pad / p^(L-1)
+# coarsest entries + (L-1) * p * top_k), not from the oracle's Geometry.
 CASES = [
-    Case(2, 2, 128, 256, B=2, H=2, H_kv=1, d=16),
-    Case(2, 8, 256, 2048 + 9, B=1, H=2, H_kv=2, d=16),
-    Case(3, 2, 512, 2048, B=1, H=4, H_kv=1, d=16),
-    Case(3, 4, 256, 4096 * 2 + 40, B=2, H=2, H_kv=1, d=16),
-    Case(4, 2, 256, 2048 + 1, B=1, H=2, H_kv=2, d=16),
-    Case(4, 4, 128, 8192 * 3, B=1, H=1, H_kv=1, d=16),
-    Case(3, 8, 128, 8192 + 500, B=1, H=2, H_kv=1, d=16),
+    (Case(2, 2, 128, 256, B=2, H=2, H_kv=1, d=16), 384),  # N_pad 256: 128 + 256
+    (Case(2, 8, 256, 2048 + 9, B=1, H=2, H_kv=2, d=16), 2306),  # N_pad 2064: 258 + 2048
+    (Case(3, 2, 512, 2048, B=1, H=4, H_kv=1, d=16), 2560),  # N_pad 2048: 512 + 2048
+    (Case(3, 4, 256, 4096 * 2 + 40, B=2, H=2, H_kv=1, d=16), 2564),  # N_pad 8256: 516 + 2048
+    (Case(4, 2, 256, 2048 + 1, B=1, H=2, H_kv=2, d=16), 1794),  # N_pad 2064: 258 + 1536
+    (Case(4, 4, 128, 8192 * 3, B=1, H=1, H_kv=1, d=16), 1920),  # N_pad 24576: 384 + 1536
+    (Case(3, 8, 128, 8192 + 500, B=1, H=2, H_kv=1, d=16), 2184),  # N_pad 8704: 136 + 2048
 ]
 
 
@@ -42,17 +45,15 @@ def analyse(entries: torch.Tensor, g: Geometry):
     return lev, j, selected, key, span
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_structure(case):
+@pytest.mark.parametrize("case,S", CASES, ids=[str(c) for c, _ in CASES])
+def test_structure(case, S):
     g = case.geometry
     q, k, _ = inputs(case, seed=case.N)
     entries = select(q, k, case)
 
-    # S = N_pad / p^(L-1) + (L-1) * p * k_top, and the Python helper agrees.
-    S = g.N_pad // case.p ** (case.L - 1) + (case.L - 1) * case.p * case.top_k
+    # The op emits the hand-computed S, and the Python helper agrees.
     assert entries.shape == (case.B, case.H, S)
     assert lighthouse.subsequence_length(case.N, *case.config) == S
-    assert g.T * g.E == S
 
     for b in range(case.B):
         for h in range(case.H):
@@ -77,7 +78,8 @@ def test_structure(case):
                     if l < g.L - 1:
                         assert int((lev[sl] == l).sum()) == 128 * g.p
                 assert int((lev[sl] == 0).sum()) == 128 * g.p
-                assert g.E == g.C + (g.L - 1) * g.p * 128
+            # The tiles' slots are all of the row's.
+            assert g.T * g.E == S
 
             # Every base position is covered by an emitted coarsest entry ...
             coarsest = j[lev == g.L - 1]
@@ -100,17 +102,27 @@ def test_structure(case):
             assert int(fan.sum(0).max()) <= case.L
 
 
-@pytest.mark.parametrize("L,p,top_k", [(2, 2, 128), (3, 4, 256), (4, 8, 128), (2, 8, 512)])
-def test_subsequence_length_formula_over_lengths(L, p, top_k):
-    """S grows by N_pad only, in steps of the padding unit p^(L-1) * T."""
-    unit = p ** (L - 1) * (top_k // 128)
-    n0 = min_n(L, p, top_k)
-    for N in (n0, n0 + 1, n0 + unit - 1, n0 + unit, n0 + unit + 1, 3 * n0 + 5):
-        n_pad = -(-N // unit) * unit
-        want = n_pad // p ** (L - 1) + (L - 1) * p * top_k
-        assert lighthouse.subsequence_length(N, L, p, top_k) == want == Geometry(N, L, p, top_k).S
-    # And the op itself, on meta tensors (shape only).
-    q = torch.empty(1, n0 + 1, 2, 8, device="meta")
-    k = torch.empty(1, n0 + 1, 1, 8, device="meta")
-    assert torch.ops.lighthouse.select(q, k, L, p, top_k).shape[-1] == lighthouse.subsequence_length(n0 + 1, L, p,
-                                                                                                     top_k)
+# (L, p, top_k), the smallest valid N, the padding unit p^(L-1) * T, and S
+# there and at 3 * n0 + 5, worked out by hand.
+LENGTHS = [
+    (2, 2, 128, 256, 2, 384, 643),  # 773 pads to 774: 387 + 256
+    (3, 4, 256, 4096, 32, 2304, 2818),  # 12293 pads to 12320: 770 + 2048
+    (4, 8, 128, 65536, 512, 3200, 3457),  # 196613 pads to 197120: 385 + 3072
+    (2, 8, 512, 4096, 32, 4608, 5636),  # 12293 pads to 12320: 1540 + 4096
+]
+
+
+@pytest.mark.parametrize("L,p,top_k,n0,unit,s0,s_far", LENGTHS)
+def test_subsequence_length_over_lengths(L, p, top_k, n0, unit, s0, s_far):
+    """S changes only at padding-unit boundaries, by T = top_k / 128 (one
+    coarsest entry per tile) per unit; the op emits exactly that many."""
+    T = top_k // 128
+    want = {n0: s0, n0 + 1: s0 + T, n0 + unit - 1: s0 + T, n0 + unit: s0 + T, n0 + unit + 1: s0 + 2 * T,
+            3 * n0 + 5: s_far}
+    assert min_n(L, p, top_k) == n0
+    for N, S in want.items():
+        assert lighthouse.subsequence_length(N, L, p, top_k) == S, N
+        # The op itself, on meta tensors (shape only).
+        q = torch.empty(1, N, 2, 8, device="meta")
+        k = torch.empty(1, N, 1, 8, device="meta")
+        assert torch.ops.lighthouse.select(q, k, L, p, top_k).shape[-1] == S, N

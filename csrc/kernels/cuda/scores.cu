@@ -20,6 +20,7 @@
  */
 #include <cmath>
 
+#include "../geometry.h"
 #include "common.cuh"
 #include "kernels_cuda.h"
 
@@ -30,8 +31,6 @@ namespace {
 constexpr int kThreads = 128;
 constexpr unsigned kFullMask = 0xffffffffu;
 
-__host__ __device__ constexpr int log2_of(int x) { return x <= 1 ? 0 : 1 + log2_of(x / 2); }
-
 // kLanes threads per row (8, 16 or 32), kVpl 16-byte vectors per lane.
 template <typename T, int kLanes, int kVpl>
 __global__ void __launch_bounds__(kThreads) scores_kernel(ScoresParams p, int nvec) {
@@ -41,7 +40,7 @@ __global__ void __launch_bounds__(kThreads) scores_kernel(ScoresParams p, int nv
   constexpr int kTokens = 4 / kVpl;  // tokens in flight per lane
   constexpr int kGroups = kThreads / kLanes;
   // Butterfly exchanges that split tokens between lanes, then plain ones.
-  constexpr int kSplit = log2_of(kLanes) < log2_of(kTokens) ? log2_of(kLanes) : log2_of(kTokens);
+  constexpr int kSplit = ceil_log2(kLanes) < ceil_log2(kTokens) ? ceil_log2(kLanes) : ceil_log2(kTokens);
   constexpr int kHeld = kTokens >> kSplit;     // tokens a lane holds after the split
   constexpr int kCopies = kLanes >> kSplit;    // lanes holding the same tokens
   const Geometry& g = p.g;
