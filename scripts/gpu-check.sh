@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one GPU command: build on a GPU machine, run the GPU tests (with
-# compute-sanitizer on a small run) and the op benchmark. Full logs and JSON
+# compute-sanitizer on a small run, and the trainer checks of
+# scripts/gpu-trainer-check.sh, which need data/packed) and the op benchmark. Full logs and JSON
 # go to $OUT (default /tmp/lighthouse-gpu); a short summary prints last.
 #
 #   bash scripts/gpu-check.sh [build|test|bench|all] [extra `lighthouse bench` args]
@@ -19,7 +20,7 @@ summary=()
 
 if [[ $MODE == build || $MODE == all || ! -x $BUILD_DIR/lighthouse ]]; then
   { nvidia-smi; nvcc --version; python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())'; git log -1 --format='git HEAD here %H %cd (the tree sent may be newer)' 2>/dev/null
-    echo "source sha256 $(git ls-files -co --exclude-standard csrc tests scripts benchmarks CMakeLists.txt | sort | xargs sha256sum | sha256sum | cut -c1-16)"; } >"$OUT/machine.txt" 2>&1
+    echo "source sha256 $(git ls-files -co --exclude-standard csrc tests scripts benchmarks python CMakeLists.txt pyproject.toml | sort | xargs sha256sum | sha256sum | cut -c1-16)"; } >"$OUT/machine.txt" 2>&1
   start=$(date +%s)
   cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DLIGHTHOUSE_CUDA=ON \
     >"$OUT/build.log" 2>&1 && cmake --build "$BUILD_DIR" -j "$(nproc)" >>"$OUT/build.log" 2>&1
@@ -50,6 +51,10 @@ if [[ $MODE == test || $MODE == all ]]; then
     summary+=("compute-sanitizer $tool: rc=$? in $(($(date +%s) - start)) s: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer-$tool.log" | tail -1)")
   done
   grep -E "PASSED|FAILED|ERROR" "$OUT/gpu-tests.log" | cut -c1-160 | tail -40
+  # The trainer: the run that crashed at exit, and exact resume (about a minute).
+  start=$(date +%s)
+  OUT=$OUT LH=$BUILD_DIR/lighthouse bash scripts/gpu-trainer-check.sh 2>&1 | tee "$OUT/trainer-check.log"
+  summary+=("trainer check: rc=${PIPESTATUS[0]} in $(($(date +%s) - start)) s: $(grep -E 'check (PASS|FAIL)|resume check' "$OUT/trainer-check.log" | tr '\n' ' ')")
 fi
 
 if [[ $MODE == bench || $MODE == all ]]; then

@@ -5,6 +5,9 @@
 #
 #   bash scripts/setup.sh                          # everything
 #   LIGHTHOUSE_SKIP_INSTALL=1 ...                  # build only
+#   LIGHTHOUSE_VENV=DIR ...                        # then also: a fresh virtual environment in DIR that
+#                                                  # sees the system's packages (torch), with the Python
+#                                                  # package pip-installed from this tree (scripts/test.sh)
 #   LIGHTHOUSE_LARGE_CORPUS=1 bash scripts/setup.sh
 #       also the large corpus's Debian packages (about 180 MB of .debs):
 #       downloaded with `apt-get download` and unpacked with `dpkg-deb -x`
@@ -20,6 +23,9 @@ BUILD_DIR=${BUILD_DIR:-build}
 APT_PACKAGES=(cmake ninja-build ccache g++ clang libclang-rt-14-dev libgtest-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libgloo-dev zlib1g-dev liblzma-dev xz-utils linux-doc-6.1)
 # name==version of every Python package the tests use; torch first.
 PIP_PACKAGES=("torch==${TORCH_VERSION}" "numpy==2.4.6" "pytest==9.2.0" "safetensors==0.8.0" "transformers==5.23.0" "matplotlib==3.11.2")
+# Build requirements of the Python package (pip install --no-build-isolation .),
+# installed into the LIGHTHOUSE_VENV environment only.
+VENV_PIP_PACKAGES=("scikit-build-core==1.1.2" "pathspec==1.1.1")
 
 log() { printf '[setup] %s\n' "$*"; }
 
@@ -48,6 +54,22 @@ install_pip() {
   [ ${#missing[@]} -eq 0 ] && return 0
   log "pip install ${missing[*]}"
   "$PYTHON" -m pip install --quiet --disable-pip-version-check "${missing[@]}"
+}
+
+# A fresh virtual environment with the package installed the way users
+# install it. The op library builds in build/python/ (kept between runs) with
+# the compiler of $BUILD_DIR, so ccache serves the objects it already built.
+install_package_venv() {
+  local venv cxx
+  venv=$(realpath -m "$1")
+  log "fresh virtual environment $venv (sees the system's site packages)"
+  rm -rf "$venv"
+  "$PYTHON" -m venv --system-site-packages "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${VENV_PIP_PACKAGES[@]}"
+  cxx=$(sed -n 's/^CMAKE_CXX_COMPILER:FILEPATH=//p' "$BUILD_DIR/CMakeCache.txt")
+  log "pip install --no-build-isolation . into $venv"
+  CXX=${CXX:-$cxx} "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-build-isolation .
+  (cd / && "$venv/bin/python" -m lighthouse)
 }
 
 if [ -z "${LIGHTHOUSE_SKIP_INSTALL:-}" ]; then
@@ -104,3 +126,6 @@ if [ -n "${LIGHTHOUSE_LARGE_CORPUS:-}" ]; then
   install_large_corpus
 fi
 log "done: $BUILD_DIR/lighthouse, $BUILD_DIR/liblighthouse_ops.so"
+if [ -n "${LIGHTHOUSE_VENV:-}" ]; then
+  install_package_venv "$LIGHTHOUSE_VENV"
+fi

@@ -1,6 +1,10 @@
 /*
  * `lighthouse export CKPT OUT`: a checkpoint (or the newest of a run) as a
  * Hugging Face LlamaForCausalLM directory (csrc/train/export.h).
+ *
+ * CKPT: the directory given to `lighthouse train --run-dir` (its main run,
+ * the arm named in the output; --arm dense for the baseline), a run
+ * directory, its checkpoints/ or one checkpoint directory.
  */
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -19,10 +23,14 @@ int export_main(int argc, char** argv) {
       "Export a checkpoint as a Hugging Face Llama directory (config.json, model.safetensors) that "
       "transformers' LlamaForCausalLM loads. Always the dense model: Lighthouse is training-only.",
       "lighthouse export"};
-  app.add_option("checkpoint", checkpoint, "checkpoint directory, or a run directory (newest checkpoint)")->required();
+  app.add_option("checkpoint", checkpoint,
+                 "a --run-dir directory, a run directory or a checkpoint directory (newest checkpoint)")
+      ->required();
   app.add_option("out", out, "output directory")->required();
   app.add_option("--dtype", opt.dtype, "float32 | bfloat16")->capture_default_str();
   app.add_flag("--overwrite", opt.overwrite, "replace an existing output directory");
+  app.add_option("--arm", opt.arm,
+                 "which run of a --run-dir directory (two-stage, lighthouse, dense; default: the main run)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -5,8 +5,14 @@
  *   lighthouse train --preset tiny                 # the two-stage demo + dense baseline
  *   lighthouse train --preset gpu-small --train.steps 200
  *   lighthouse train --config my.toml --model.layers 8
- *   lighthouse train --resume runs/tiny/two-stage  # continue from the newest checkpoint
+ *   lighthouse train --resume runs/tiny            # continue every run of the main job (both arms)
+ *   lighthouse train --resume runs/tiny/two-stage  # continue one run from its newest checkpoint
  *   lighthouse train --resume runs/x/checkpoints/step_000060 --attention dense --run-dir runs/x-stage2
+ *
+ * --resume takes the directory given to --run-dir (every arm in it
+ * continues where it stopped, the dense baseline included, and the
+ * comparison covers the whole runs), one arm's run directory, its
+ * checkpoints/ directory or one checkpoint directory.
  *
  * Config: a preset (configs/<name>.toml, built in) or a TOML file, then
  * `--section.key value` overrides (also `--section.key=value`). A resume
@@ -52,7 +58,8 @@ int train_main(int argc, char** argv) {
       "lighthouse train"};
   app.add_option("--preset", preset, "built-in preset: " + join(config::preset_names()) + " (default: tiny)");
   app.add_option("--config", config_file, "a TOML config file instead of a preset");
-  app.add_option("--resume", resume, "continue from a checkpoint (or the newest one of a run directory)");
+  app.add_option("--resume", resume,
+                 "continue: a --run-dir directory (every run in it), one run's directory, or a checkpoint");
   app.add_option("--attention", attention,
                  "lighthouse | dense: attention of the non-dense layers "
                  "(dense on --resume = the stage switch)");
@@ -76,10 +83,18 @@ int train_main(int argc, char** argv) {
   }
 
   if (!preset.empty() && !config_file.empty()) throw config::ConfigError("give --preset or --config, not both");
+  // --resume R: one run (R holds a checkpoint: R is a run, checkpoints or
+  // checkpoint directory) or every arm of a --run-dir directory; the config
+  // defaults to the resumed (main) arm's.
   std::string resume_dir;
+  bool resume_arms = false;
   if (!resume.empty()) {
     resume_dir = train::latest_checkpoint(resume);
-    if (resume_dir.empty()) throw train::CheckpointError("no complete checkpoint in " + resume);
+    if (resume_dir.empty()) {
+      const train::CheckpointRef ref = train::resolve_checkpoint(resume);  // throws saying what it looked for
+      resume_dir = ref.checkpoint;
+      resume_arms = true;
+    }
   }
   config::Config cfg;
   if (!config_file.empty()) {
@@ -117,11 +132,17 @@ int train_main(int argc, char** argv) {
 
   train::RunOptions opt;
   opt.stop_after = stop_after;
+  if (resume_arms) {
+    opt.resume = resume;
+    opt.run_dir = run_dir;
+    train::run_recipe(cfg, opt);
+    return 0;
+  }
   if (!resume_dir.empty()) {
     opt.resume = resume_dir;
     opt.run_dir = run_dir;  // "" = the checkpoint's run
     opt.label = train::run_label(cfg);
-    const train::RunResult r = train::run_training(cfg, opt);
+    const train::RunResult r = train::with_history(train::run_training(cfg, opt));
     std::printf("\n%s", train::format_comparison(train::compare_runs(r, nullptr), r, nullptr).c_str());
     std::printf("  run: %s\n", r.run_dir.c_str());
     return 0;

@@ -30,10 +30,17 @@ std::vector<int64_t> epoch_permutation(int64_t windows, uint64_t seed, int64_t e
   return order;
 }
 
-Loader::Loader(const std::string& dir, Split split, int64_t batch, int64_t seq_len, uint64_t seed)
-    : dir_(dir), split_(split), batch_(batch), seq_len_(seq_len), seed_(seed) {
+Loader::Loader(const std::string& dir, Split split, int64_t batch, int64_t seq_len, uint64_t seed, int64_t rank,
+               int64_t world)
+    : dir_(dir), split_(split), batch_(batch), seq_len_(seq_len), seed_(seed), rank_(rank), world_(world) {
   if (batch <= 0) throw std::runtime_error("Loader: batch must be positive, got " + std::to_string(batch));
   if (seq_len <= 0) throw std::runtime_error("Loader: seq_len must be positive, got " + std::to_string(seq_len));
+  if (world <= 0 || rank < 0 || rank >= world)
+    throw std::runtime_error("Loader: rank " + std::to_string(rank) + " of world " + std::to_string(world) +
+                             ": need world >= 1 and 0 <= rank < world");
+  if (batch % world != 0)
+    throw std::runtime_error("Loader: the global batch (" + std::to_string(batch) + " rows) does not split over " +
+                             std::to_string(world) + " ranks: make train.batch a multiple of the number of ranks");
   PackedSplit s = read_packed_split(dir, split);
   dataset_id_ = s.dataset_id;
   const uint64_t total = s.tokens();
@@ -62,10 +69,13 @@ int64_t Loader::window_at(int64_t index) {
 
 void Loader::next_into(int64_t* out) {
   const int64_t row = seq_len_ + 1;
+  const int64_t first = rank_ * (batch_ / world_), end = first + batch_ / world_;  // this rank's rows
   for (int64_t b = 0; b < batch_; ++b) {
-    const uint16_t* src = tokens_.data() + window_at(position_) * seq_len_;
-    int64_t* dst = out + b * row;
-    for (int64_t i = 0; i < row; ++i) dst[i] = src[i];
+    if (b >= first && b < end) {
+      const uint16_t* src = tokens_.data() + window_at(position_) * seq_len_;
+      int64_t* dst = out + (b - first) * row;
+      for (int64_t i = 0; i < row; ++i) dst[i] = src[i];
+    }
     if (++position_ == windows_) {
       position_ = 0;
       ++epoch_;
@@ -74,7 +84,7 @@ void Loader::next_into(int64_t* out) {
 }
 
 at::Tensor Loader::next() {
-  at::Tensor t = at::empty({batch_, seq_len_ + 1}, at::TensorOptions().dtype(at::kLong));
+  at::Tensor t = at::empty({batch_ / world_, seq_len_ + 1}, at::TensorOptions().dtype(at::kLong));
   next_into(t.data_ptr<int64_t>());
   return t;
 }

@@ -18,8 +18,12 @@
  * another dataset or with another split, seq_len, batch or seed, naming the
  * mismatch.
  *
- * Data parallel: give every rank the same (global) batch and seed and let
- * each take its rows; the global batch is then identical to one GPU's.
+ * Data parallel: every rank constructs its loader with the same (global)
+ * batch and seed and its (rank, world); all ranks walk the same windows and
+ * rank r returns rows [r * batch / world, (r + 1) * batch / world) of each
+ * global batch (batch % world must be 0). The union of the ranks' rows is
+ * exactly the single-process batch, and the state (a global position) is
+ * the same on every rank. rank 0 of world 1 is the single-process loader.
  */
 #pragma once
 
@@ -40,14 +44,18 @@ std::vector<int64_t> epoch_permutation(int64_t windows, uint64_t seed, int64_t e
 
 class Loader {
  public:
-  // dir: output of pack(). Throws if the split has fewer than seq_len + 1
-  // tokens ("... needs seq_len + 1 = N tokens, the split has M"), on a
-  // non-positive batch or seq_len, or on a bad directory (read_packed_split).
-  Loader(const std::string& dir, Split split, int64_t batch, int64_t seq_len, uint64_t seed);
+  // dir: output of pack(). batch: the global batch (rows of all ranks).
+  // Throws if the split has fewer than seq_len + 1 tokens ("... needs
+  // seq_len + 1 = N tokens, the split has M"), on a non-positive batch or
+  // seq_len, on a rank outside [0, world) or a batch that world does not
+  // divide, or on a bad directory (read_packed_split).
+  Loader(const std::string& dir, Split split, int64_t batch, int64_t seq_len, uint64_t seed, int64_t rank = 0,
+         int64_t world = 1);
 
-  // int64 CPU [batch, seq_len + 1]; inputs = [:, :-1], targets = [:, 1:].
+  // This rank's rows of the next global batch: int64 CPU
+  // [batch / world, seq_len + 1]; inputs = [:, :-1], targets = [:, 1:].
   at::Tensor next();
-  // Same windows into a caller's buffer of batch * (seq_len + 1) int64.
+  // Same rows into a caller's buffer of (batch / world) * (seq_len + 1) int64.
   void next_into(int64_t* out);
 
   nlohmann::json state() const;
@@ -59,7 +67,10 @@ class Loader {
   int64_t epoch() const { return epoch_; }
   int64_t position() const { return position_; }  // windows taken in the current epoch
   int64_t split_tokens() const { return static_cast<int64_t>(tokens_.size()); }
-  int64_t batch() const { return batch_; }
+  int64_t batch() const { return batch_; }  // global
+  int64_t local_batch() const { return batch_ / world_; }
+  int64_t rank() const { return rank_; }
+  int64_t world() const { return world_; }
   int64_t seq_len() const { return seq_len_; }
   Split split() const { return split_; }
   const std::string& dataset_id() const { return dataset_id_; }
@@ -71,6 +82,7 @@ class Loader {
   Split split_;
   int64_t batch_, seq_len_;
   uint64_t seed_;
+  int64_t rank_, world_;
   std::vector<uint16_t> tokens_;  // the split's token stream
   int64_t windows_ = 0;
   int64_t epoch_ = 0, position_ = 0;

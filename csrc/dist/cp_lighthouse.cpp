@@ -22,6 +22,7 @@
 #include <ATen/Functions.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <optional>
 #include <vector>
 
 #include "cp_attention.h"
@@ -128,7 +129,9 @@ at::Tensor lighthouse_attention(const at::Tensor& q, const at::Tensor& k, const 
   const char* op = "lighthouse.cp_attention";
   const auto [g, oc] = chunk_geometry(op, q, k, v, o, cp);
   Plan plan = detail::make_plan(q, k, v, g, oc, /*pool_coarse=*/true);
-  auto [qg, kg, vg] = detail::gather_autograd(q, k, v, plan, g);
+  const auto opt = [](const at::Tensor& t) { return t.defined() ? std::optional<at::Tensor>(t) : std::nullopt; };
+  auto [qg, kg, vg] = detail::gather_autograd(q, k, v, plan.entries, plan.inv, opt(plan.coarse_q), opt(plan.coarse_k),
+                                              opt(plan.coarse_v), oc.levels, oc.pool, oc.top_k);
   plan.coarse_q = plan.coarse_k = plan.coarse_v = at::Tensor();  // free before the attention
   const at::Tensor og = causal_attention(qg, kg, vg, cp, o.backend);
   auto state = c10::make_intrusive<ScatterState>();

@@ -1,30 +1,19 @@
 /*
- * The Llama decoder (llama.h) and its activation checkpointing.
- *
- * Activation checkpointing: LibTorch's C++ API has no checkpoint utility, so
- * BlockCheckpoint is a custom autograd Function per decoder layer. Forward
- * runs the block without a graph and saves only its input; backward
- * recomputes the block with a graph on detached copies of the input and the
- * weights and differentiates it (a reentrant backward, like PyTorch's
- * checkpoint(use_reentrant=True)). The recompute is bit-identical to the
- * forward because nothing in a block is random and the Lighthouse op is
- * deterministic.
+ * The Llama decoder (llama.h): weights, RoPE, blocks, hidden states, logits
+ * and the next-token loss. Attention and the way blocks run (directly or
+ * checkpointed) are given from outside.
  */
 #include "model/llama.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
-#include <c10/util/Exception.h>
-#include <torch/csrc/autograd/autograd.h>
-#include <torch/csrc/autograd/custom_function.h>
+#include <ATen/core/grad_mode.h>
 
 #include <cmath>
 
-#include "model/lighthouse_options.h"
+#include "ops/checks.h"
 
 namespace lighthouse::model {
-
-const char* to_string(AttentionMode mode) { return mode == AttentionMode::kDense ? "dense" : "lighthouse"; }
 
 namespace {
 
@@ -56,71 +45,29 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, at::ScalarType dtype) { return at::linear(x, w.to(dtype)); }
 
-// Reentrant per-layer checkpoint (see the file comment). Tensor arguments
-// are listed one by one because custom Functions do not traverse vectors.
-class BlockCheckpoint : public torch::autograd::Function<BlockCheckpoint> {
- public:
-  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const Llama* model, int64_t mode,
-                                                const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                                                const at::Tensor& w0, const at::Tensor& w1, const at::Tensor& w2,
-                                                const at::Tensor& w3, const at::Tensor& w4, const at::Tensor& w5,
-                                                const at::Tensor& w6, const at::Tensor& w7, const at::Tensor& w8) {
-    ctx->saved_data["model"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(model));
-    ctx->saved_data["mode"] = mode;
-    ctx->save_for_backward({x, cos, sin, w0, w1, w2, w3, w4, w5, w6, w7, w8});
-    const LayerWeights w{w0, w1, w2, w3, w4, w5, w6, w7, w8};
-    return {model->block(w, x, cos, sin, static_cast<AttentionMode>(mode))};
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grad_out) {
-    const auto* model = reinterpret_cast<const Llama*>(static_cast<intptr_t>(ctx->saved_data["model"].toInt()));
-    const auto mode = static_cast<AttentionMode>(ctx->saved_data["mode"].toInt());
-    const torch::autograd::variable_list saved = ctx->get_saved_variables();
-    at::AutoGradMode grad_mode(true);
-    torch::autograd::variable_list inputs;  // x, then the 9 weights
-    inputs.push_back(saved[0].detach().requires_grad_(true));
-    for (int i = 0; i < kLayerParams; ++i) inputs.push_back(saved[3 + i].detach().requires_grad_(true));
-    const LayerWeights w{inputs[1], inputs[2], inputs[3], inputs[4], inputs[5],
-                         inputs[6], inputs[7], inputs[8], inputs[9]};
-    const at::Tensor y = model->block(w, inputs[0], saved[1], saved[2], mode);
-    const torch::autograd::variable_list g =
-        torch::autograd::grad({y}, inputs, {grad_out[0]}, /*retain_graph=*/false, /*create_graph=*/false,
-                              /*allow_unused=*/true);
-    // One entry per forward argument: model, mode, x, cos, sin, w0..w8.
-    torch::autograd::variable_list out = {at::Tensor(), at::Tensor(), g[0], at::Tensor(), at::Tensor()};
-    for (int i = 0; i < kLayerParams; ++i) out.push_back(g[1 + i]);
-    return out;
-  }
-};
-
 }  // namespace
 
-std::pair<at::Tensor, at::Tensor> rope_tables(int64_t seq_len, int64_t head_dim, double theta, at::Device device) {
+RopeTables rope_tables(const at::Tensor& positions, int64_t head_dim, double theta) {
+  LH_CHECK(positions.dim() == 1 && positions.scalar_type() == at::kLong, "positions must be int64 [N], got ",
+           positions.scalar_type(), " ", positions.sizes());
   // As transformers' default RoPE: inv_freq = 1 / theta^(2i/d) in fp32,
   // angles = position * inv_freq, then [angles, angles].
-  const auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
+  const auto f32 = at::TensorOptions().dtype(at::kFloat).device(positions.device());
   const at::Tensor exponent =
       at::arange(0, head_dim, 2, f32.dtype(at::kLong)).to(at::kFloat) / static_cast<double>(head_dim);
   const at::Tensor inv_freq = 1.0 / at::pow(theta, exponent);
-  const at::Tensor pos = at::arange(seq_len, f32.dtype(at::kLong)).to(at::kFloat);
-  const at::Tensor angles = pos.unsqueeze(1) * inv_freq.unsqueeze(0);  // [N, d/2]
+  const at::Tensor angles = positions.to(at::kFloat).unsqueeze(1) * inv_freq.unsqueeze(0);  // [N, d/2]
   const at::Tensor emb = at::cat({angles, angles}, -1);
   return {emb.cos(), emb.sin()};
 }
 
-Llama::Llama(const config::ModelConfig& model, const config::LighthouseConfig& lighthouse, at::Device device,
-             uint64_t seed)
-    : model_(model),
-      lighthouse_(lighthouse),
-      lh_options_(op_options(lighthouse)),
-      device_(device),
-      head_dim_(config::head_dim(model)) {
+RopeTables rope_tables(int64_t seq_len, int64_t head_dim, double theta, at::Device device) {
+  return rope_tables(at::arange(seq_len, at::TensorOptions().dtype(at::kLong).device(device)), head_dim, theta);
+}
 
-  const AttentionMode other = model.attention == "dense" ? AttentionMode::kDense : AttentionMode::kLighthouse;
-  modes_.assign(model.layers, other);
-  for (const int64_t i : config::resolved_dense_layers(model)) modes_[i] = AttentionMode::kDense;
-
+Llama::Llama(const config::ModelConfig& model, AttentionPlan attention, at::Device device, uint64_t seed)
+    : model_(model), device_(device), head_dim_(config::head_dim(model)) {
+  set_attention(std::move(attention));
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   const double out_std = model.init_std / std::sqrt(2.0 * static_cast<double>(model.layers));
   const auto ends_with = [](const std::string& s, const char* suffix) {
@@ -162,26 +109,27 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> parameter_shapes(const
   return out;
 }
 
+void Llama::set_attention(AttentionPlan plan) {
+  LH_CHECK(static_cast<int64_t>(plan.size()) == model_.layers, "the attention plan has ",
+           static_cast<int64_t>(plan.size()), " layers, the model ", model_.layers);
+  for (size_t i = 0; i < plan.size(); ++i) {
+    LH_CHECK(plan[i] != nullptr, "the attention plan has no attention for layer ", static_cast<int64_t>(i));
+  }
+  attention_ = std::move(plan);
+}
+
+const Attention& Llama::attention(int64_t layer) const {
+  LH_CHECK(layer >= 0 && layer < model_.layers, "layer ", layer, " out of range (the model has ", model_.layers,
+           " layers)");
+  return *attention_[static_cast<size_t>(layer)];
+}
+
 void Llama::set_compute_dtype(at::ScalarType dtype) {
-  TORCH_CHECK(dtype == at::kFloat || dtype == at::kBFloat16, "compute dtype must be float32 or bfloat16, got ", dtype);
+  LH_CHECK(dtype == at::kFloat || dtype == at::kBFloat16, "compute dtype must be float32 or bfloat16, got ", dtype);
   compute_dtype_ = dtype;
 }
 
-int64_t Llama::set_all_dense() {
-  int64_t changed = 0;
-  for (auto& m : modes_) {
-    changed += m == AttentionMode::kLighthouse;
-    m = AttentionMode::kDense;
-  }
-  return changed;
-}
-
-bool Llama::any_lighthouse() const {
-  for (const auto m : modes_) {
-    if (m == AttentionMode::kLighthouse) return true;
-  }
-  return false;
-}
+void Llama::set_block_runner(BlockRunner runner) { runner_ = std::move(runner); }
 
 std::vector<at::Tensor> Llama::parameters() const {
   std::vector<at::Tensor> out;
@@ -199,79 +147,109 @@ void Llama::load_weights(const std::map<std::string, at::Tensor>& weights) {
   for (const auto& [name, t] : weights) {
     bool known = false;
     for (const auto& [pname, p] : params_) known = known || pname == name;
-    TORCH_CHECK(known, "unexpected tensor '", name, "': the model (", model_.layers, " layers) has no such parameter");
+    LH_CHECK(known, "unexpected tensor '", name, "': the model (", model_.layers, " layers) has no such parameter");
   }
   at::NoGradGuard no_grad;
   for (auto& [name, p] : params_) {
     const auto it = weights.find(name);
-    TORCH_CHECK(it != weights.end(), "missing tensor '", name, "'");
-    TORCH_CHECK(it->second.sizes() == p.sizes(), "tensor '", name, "' has shape ", it->second.sizes(),
-                " but the model expects ", p.sizes());
+    LH_CHECK(it != weights.end(), "missing tensor '", name, "'");
+    LH_CHECK(it->second.sizes() == p.sizes(), "tensor '", name, "' has shape ", it->second.sizes(),
+             " but the model expects ", p.sizes());
     p.copy_(it->second);
   }
 }
 
 LayerWeights Llama::layer_weights(int64_t layer) const {
-  const size_t o = layer_offset_.at(layer);
+  LH_CHECK(layer >= 0 && layer < model_.layers, "layer ", layer, " out of range (the model has ", model_.layers,
+           " layers)");
+  const size_t o = layer_offset_[static_cast<size_t>(layer)];
   return {params_[o].second,     params_[o + 1].second, params_[o + 2].second,
           params_[o + 3].second, params_[o + 4].second, params_[o + 5].second,
           params_[o + 6].second, params_[o + 7].second, params_[o + 8].second};
 }
 
-at::Tensor Llama::attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, AttentionMode mode) const {
-  // q [B, N, H, d], k, v [B, N, H_kv, d] -> [B, N, H, d]
-  if (mode == AttentionMode::kLighthouse) return lighthouse::attention(q, k, v, lh_options_);
-  const bool gqa = q.size(2) != k.size(2);
-  return at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                          /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/true,
-                                          /*scale=*/std::nullopt, /*enable_gqa=*/gqa)
-      .transpose(1, 2);
-}
-
-at::Tensor Llama::block(const LayerWeights& w, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                        AttentionMode mode) const {
+at::Tensor Llama::block(const LayerWeights& w, const at::Tensor& x, const RopeTables& rope, const Attention& attention,
+                        const AttentionContext& context) const {
   const int64_t B = x.size(0), N = x.size(1);
   const at::ScalarType dt = compute_dtype_;
   const double eps = model_.norm_eps;
   const at::Tensor h = rms_norm(x, w.input_norm, eps).to(dt);
-  const at::Tensor q = apply_rope(linear(h, w.wq, dt).view({B, N, model_.heads, head_dim_}), cos, sin);
-  const at::Tensor k = apply_rope(linear(h, w.wk, dt).view({B, N, model_.kv_heads, head_dim_}), cos, sin);
+  const at::Tensor q = apply_rope(linear(h, w.wq, dt).view({B, N, model_.heads, head_dim_}), rope.cos, rope.sin);
+  const at::Tensor k = apply_rope(linear(h, w.wk, dt).view({B, N, model_.kv_heads, head_dim_}), rope.cos, rope.sin);
   const at::Tensor v = linear(h, w.wv, dt).view({B, N, model_.kv_heads, head_dim_});
-  const at::Tensor o = attention(q, k, v, mode).reshape({B, N, model_.heads * head_dim_});
+  const at::Tensor o = attention.forward(q, k, v, context).reshape({B, N, model_.heads * head_dim_});
   const at::Tensor x1 = x + linear(o, w.wo, dt);  // fp32 residual
   const at::Tensor h2 = rms_norm(x1, w.post_norm, eps).to(dt);
   const at::Tensor m = linear(at::silu(linear(h2, w.w_gate, dt)) * linear(h2, w.w_up, dt), w.w_down, dt);
   return x1 + m;
 }
 
-at::Tensor Llama::forward(const at::Tensor& tokens) const {
-  TORCH_CHECK(tokens.dim() == 2 && tokens.scalar_type() == at::kLong, "tokens must be int64 [B, N], got ",
-              tokens.scalar_type(), " ", tokens.sizes());
-  const int64_t N = tokens.size(1);
-  const auto [cos, sin] = rope_tables(N, head_dim_, model_.rope_theta, device_);
+at::Tensor Llama::run_block(const at::Tensor& x, const RopeTables& rope, const AttentionContext& context) const {
+  return block(layer_weights(context.layer), x, rope, attention(context.layer), context);
+}
+
+at::Tensor Llama::positions_for(int64_t seq_len, const at::Tensor& positions) const {
+  if (!positions.defined()) return at::arange(seq_len, at::TensorOptions().dtype(at::kLong).device(device_));
+  LH_CHECK(positions.dim() == 1 && positions.scalar_type() == at::kLong && positions.size(0) == seq_len,
+           "positions must be int64 [N] with N = ", seq_len, " (the tokens' length), got ", positions.scalar_type(),
+           " ", positions.sizes());
+  return positions.to(device_);
+}
+
+at::Tensor Llama::hidden(const at::Tensor& tokens, const at::Tensor& positions) const {
+  LH_CHECK(tokens.dim() == 2 && tokens.scalar_type() == at::kLong, "tokens must be int64 [B, N], got ",
+           tokens.scalar_type(), " ", tokens.sizes());
+  AttentionContext context;
+  context.positions = positions_for(tokens.size(1), positions);
+  const RopeTables rope = rope_tables(context.positions, head_dim_, model_.rope_theta);
   at::Tensor x = at::embedding(params_[0].second, tokens.to(device_));  // [B, N, D] fp32
-  const bool recompute = checkpointing_ && at::GradMode::is_enabled();
   for (int64_t l = 0; l < model_.layers; ++l) {
-    const LayerWeights w = layer_weights(l);
-    if (recompute) {
-      x = BlockCheckpoint::apply(this, static_cast<int64_t>(modes_[l]), x, cos, sin, w.input_norm, w.wq, w.wk, w.wv,
-                                 w.wo, w.post_norm, w.w_gate, w.w_up, w.w_down)[0];
-    } else {
-      x = block(w, x, cos, sin, modes_[l]);
-    }
+    context.layer = l;
+    x = runner_ ? runner_(*this, x, rope, context) : run_block(x, rope, context);
   }
-  const size_t n = params_.size();
-  const at::Tensor h = rms_norm(x, params_[n - 2].second, model_.norm_eps).to(compute_dtype_);
-  return linear(h, params_[n - 1].second, compute_dtype_).to(at::kFloat);
+  return rms_norm(x, params_[params_.size() - 2].second, model_.norm_eps).to(compute_dtype_);
+}
+
+at::Tensor Llama::logits(const at::Tensor& hidden) const {
+  LH_CHECK(hidden.dim() >= 1 && hidden.size(-1) == model_.d_model,
+           "hidden rows must be [..., D] with D = ", model_.d_model, ", got ", hidden.sizes());
+  return linear(hidden.to(compute_dtype_), params_.back().second, compute_dtype_).to(at::kFloat);
+}
+
+at::Tensor Llama::forward(const at::Tensor& tokens, const at::Tensor& positions) const {
+  return logits(hidden(tokens, positions));
+}
+
+TokenLoss Llama::token_loss(const at::Tensor& inputs, const at::Tensor& targets, int64_t ignore_index,
+                            const at::Tensor& positions) const {
+  LH_CHECK(targets.scalar_type() == at::kLong && targets.sizes() == inputs.sizes(),
+           "targets must be int64 of the inputs' shape ", inputs.sizes(), ", got ", targets.scalar_type(), " ",
+           targets.sizes());
+  const at::Tensor logits = forward(inputs, positions);
+  // Reduction::Sum is the very sum Reduction::Mean divides by the count, so
+  // sum / count equals cross_entropy's mean bit for bit (tests/cpp/model).
+  TokenLoss out;
+  out.sum = at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), targets.to(device_).reshape({-1}),
+                                   /*weight=*/{}, at::Reduction::Sum, ignore_index);
+  out.count = targets.ne(ignore_index).sum().item<int64_t>();
+  return out;
+}
+
+TokenLoss Llama::next_token_loss(const at::Tensor& tokens, int64_t ignore_index) const {
+  LH_CHECK(tokens.dim() == 2 && tokens.size(1) >= 2, "a next-token loss needs tokens [B, N+1] with N >= 1, got ",
+           tokens.sizes());
+  const int64_t N = tokens.size(1) - 1;
+  return token_loss(tokens.narrow(1, 0, N), tokens.narrow(1, 1, N), ignore_index);
+}
+
+at::Tensor mean_loss(const TokenLoss& loss) {
+  // A device tensor as the divisor: a true division on every device (CUDA
+  // turns a division by a CPU scalar into a multiplication by its reciprocal).
+  return loss.sum / at::full({}, static_cast<double>(loss.count), loss.sum.options());
 }
 
 at::Tensor Llama::loss(const at::Tensor& tokens, int64_t ignore_index) const {
-  TORCH_CHECK(tokens.dim() == 2 && tokens.size(1) >= 2, "loss needs tokens [B, N+1] with N >= 1, got ", tokens.sizes());
-  const int64_t N = tokens.size(1) - 1;
-  const at::Tensor logits = forward(tokens.narrow(1, 0, N));
-  const at::Tensor targets = tokens.narrow(1, 1, N).to(device_).reshape({-1});
-  return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), targets, /*weight=*/{}, at::Reduction::Mean,
-                                ignore_index);
+  return mean_loss(next_token_loss(tokens, ignore_index));
 }
 
 }  // namespace lighthouse::model

@@ -1,21 +1,22 @@
 /*
- * The Lighthouse op: forward composition, kernels per dispatch key, and the
- * public C++ API. Registration is in register.cpp.
+ * The Lighthouse op: the composite `attention`, the CPU/CUDA kernels of the
+ * other registered ops, the checks they share with the Meta kernels, and the
+ * public C++ API. Registration is in register.cpp, Meta kernels in meta.cpp,
+ * Autograd kernels in autograd.cpp.
  *
- *   plan   = scores + cascade (no gradient)              stages.cpp
- *   q~,k~,v~ = gather(q, k, v, plan)     [B, H, S, d]      autograd.cpp
- *   o~     = stock causal SDPA(q~, k~, v~)                 sdpa.cpp
- *   out    = scatter(o~, plan)            [B, N, H, d]     autograd.cpp
+ *   entries, inv, coarse = _plan(q, k, v)         scores + cascade, no gradient   stages.cpp
+ *   q~, k~, v~ = _gather(q, k, v, plan)           [B, H, S, d]                    stages.cpp
+ *   o~         = stock causal SDPA(q~, k~, v~)                                    sdpa.cpp
+ *   out        = _scatter(o~, plan, N)            [B, N, H, d]                    stages.cpp
+ *
+ * Eager numbers are those of the same stages called in the same order; the
+ * composite adds only dispatcher calls.
  */
 #include "attention.h"
 
 #include <ATen/Functions.h>
-#include <ATen/core/grad_mode.h>
-#include <ATen/core/dispatch/Dispatcher.h>
-#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <c10/util/Exception.h>
 
-#include "autograd.h"
 #include "../kernels/geometry.h"
 #include "checks.h"
 #include "sdpa.h"
@@ -25,8 +26,23 @@ namespace lighthouse {
 namespace detail {
 namespace {
 
-Options make_options(int64_t levels, int64_t pool, int64_t top_k, c10::string_view scorer = "norm",
-                     int64_t dilation = 4, c10::string_view backend = "auto") {
+at::TensorOptions int32_on(const at::Device& device) { return at::TensorOptions().dtype(at::kInt).device(device); }
+
+void check_int32(const char* op, const char* name, const at::Tensor& t, const at::Device& device,
+                 c10::IntArrayRef shape, const char* shape_text) {
+  LH_CHECK(t.scalar_type() == at::kInt, op, ": ", name, " must be int32 (from _plan), got ", t.scalar_type());
+  LH_CHECK(t.device() == device, op, ": ", name, " must be on ", device, ", got ", t.device());
+  LH_CHECK(t.sizes() == shape, op, ": ", name, " must be ", shape_text, " = ", shape, ", got ", t.sizes());
+}
+
+at::Tensor optional_contiguous(const OptTensor& t) {
+  return t.has_value() && t->defined() ? t->contiguous() : at::Tensor();
+}
+
+}  // namespace
+
+Options make_options(int64_t levels, int64_t pool, int64_t top_k, c10::string_view scorer, int64_t dilation,
+                     c10::string_view backend) {
   Options o;
   o.levels = levels;
   o.pool = pool;
@@ -37,55 +53,94 @@ Options make_options(int64_t levels, int64_t pool, int64_t top_k, c10::string_vi
   return o;
 }
 
-// The forward composition; records autograd nodes when inputs require grad
-// and grad mode is on.
-at::Tensor attention_impl(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Options& o,
-                          const std::optional<at::Tensor>& entries) {
-  const Geometry g = check_inputs("lighthouse.attention", q, k, v, o);
-  if (g.B == 0) return at::empty({0, g.N, g.H, g.d}, q.options());
-  Plan plan = entries.has_value() ? plan_from_entries(*entries, g, q.device())
-                                  : make_plan(q, k, v, g, o, /*pool_coarse=*/true);
-  auto [qg, kg, vg] = gather_autograd(q, k, v, plan, g);
-  plan.coarse_q = plan.coarse_k = plan.coarse_v = at::Tensor();  // free before the SDPA
-  const at::Tensor og = causal_sdpa(qg, kg, vg, o.backend);
-  return scatter_autograd(og, plan, g);
-}
+// ---- the composite -------------------------------------------------------
 
-}  // namespace
-
-at::Tensor attention_kernel(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t levels,
-                            int64_t pool, int64_t top_k, c10::string_view scorer, int64_t dilation,
-                            c10::string_view backend, const std::optional<at::Tensor>& entries) {
-  // Below autograd: no graph.
-  at::NoGradGuard no_grad;
-  return attention_impl(q, k, v, make_options(levels, pool, top_k, scorer, dilation, backend), entries);
-}
-
-at::Tensor attention_autograd_kernel(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t levels,
-                                     int64_t pool, int64_t top_k, c10::string_view scorer, int64_t dilation,
-                                     c10::string_view backend, const std::optional<at::Tensor>& entries) {
-  if (q.is_meta()) {
-    at::AutoDispatchBelowADInplaceOrView below;
-    return attention_op().call(q, k, v, levels, pool, top_k, scorer, dilation, backend, entries);
-  }
-  return attention_impl(q, k, v, make_options(levels, pool, top_k, scorer, dilation, backend), entries);
-}
-
-at::Tensor attention_meta(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t levels,
-                          int64_t pool, int64_t top_k, c10::string_view scorer, int64_t dilation,
-                          c10::string_view backend, const std::optional<at::Tensor>& entries) {
+at::Tensor attention_composite(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t levels,
+                               int64_t pool, int64_t top_k, c10::string_view scorer, int64_t dilation,
+                               c10::string_view backend, const OptTensor& entries) {
   const Options o = make_options(levels, pool, top_k, scorer, dilation, backend);
-  const Geometry g = check_inputs("lighthouse.attention", q, k, v, o);
-  if (entries.has_value()) {
-    LH_CHECK(entries->dim() == 3 && entries->size(0) == g.B && entries->size(1) == g.H && entries->size(2) == g.S,
-                "lighthouse: entries must be [B, H, S] = [", g.B, ", ", g.H, ", ", g.S, "], got ", entries->sizes());
-  }
-  return at::empty({g.B, g.N, g.H, g.d}, q.options());
+  // _plan checks q, k, v and the options (and the entries, if given).
+  auto [e, inv, coarse_q, coarse_k, coarse_v] =
+      plan_op().call(q, k, v, levels, pool, top_k, scorer, dilation, backend, entries);
+  const bool pooled = !entries.has_value() && o.scorer == Scorer::kNorm;
+  auto [qg, kg, vg] = gather_op().call(q, k, v, e, inv, pooled ? OptTensor(coarse_q) : std::nullopt,
+                                       pooled ? OptTensor(coarse_k) : std::nullopt,
+                                       pooled ? OptTensor(coarse_v) : std::nullopt, levels, pool, top_k);
+  coarse_q = coarse_k = coarse_v = at::Tensor();  // free before the SDPA
+  if (q.sym_size(0) == 0) return at::empty_symint(q.sym_sizes(), q.options());
+  const at::Tensor og = causal_sdpa(qg, kg, vg, o.backend);
+  qg = kg = vg = at::Tensor();
+  return scatter_op().call(og, e, inv, q.sym_size(1), levels, pool, top_k);
 }
+
+// ---- checks shared with the Meta kernels -----------------------------------
+
+Geometry check_plan_tensors(const char* op, const at::Tensor& entries, const at::Tensor& inv, const Geometry& g,
+                            const at::Device& device) {
+  if (entries.defined()) check_int32(op, "entries", entries, device, {g.B, g.H, g.S}, "[B, H, S]");
+  if (inv.defined()) check_int32(op, "inv", inv, device, {g.B, g.H, g.P}, "[B, H, P]");
+  return g;
+}
+
+Geometry check_gather(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& entries,
+                      const at::Tensor& inv, const OptTensor& coarse_q, const OptTensor& coarse_k,
+                      const OptTensor& coarse_v, const Options& o) {
+  const char* op = "lighthouse._gather";
+  const Geometry g = check_inputs(op, q, k, v, o);
+  check_plan_tensors(op, entries, inv, g, q.device());
+  const OptTensor* coarse[3] = {&coarse_q, &coarse_k, &coarse_v};
+  const at::Tensor* xs[3] = {&q, &k, &v};
+  const char* names[3] = {"coarse_q", "coarse_k", "coarse_v"};
+  for (int i = 0; i < 3; ++i) {
+    if (!coarse[i]->has_value()) continue;
+    const at::Tensor& c = coarse[i]->value();
+    const std::vector<int64_t> want{g.B, xs[i]->size(2), g.level_size(g.L - 1), g.d};
+    LH_CHECK(c.sizes() == c10::IntArrayRef(want) && c.scalar_type() == q.scalar_type() && c.device() == q.device(),
+             op, ": ", names[i], " must be the pooled coarsest rows [B, heads, N_{L-1}, d] = ", want, " in ",
+             q.scalar_type(), " on ", q.device(), ", got ", c.sizes(), " ", c.scalar_type(), " on ", c.device());
+  }
+  return g;
+}
+
+Geometry check_gather_backward(const at::Tensor& grad, const at::Tensor& inv, int64_t seq_len, int64_t heads,
+                               const Options& o) {
+  const char* op = "lighthouse._gather_backward";
+  check_options(o);
+  LH_CHECK(grad.dim() == 4, op, ": grad must be [B, H, S, d], got ", grad.sizes());
+  LH_CHECK(heads > 0 && grad.size(1) % heads == 0, op, ": heads=", heads, " must divide H=", grad.size(1));
+  LH_CHECK(seq_len >= min_sequence_length(o), op, ": seq_len=", seq_len, " is below the smallest valid N ",
+           min_sequence_length(o));
+  const Geometry g = geometry_for(grad.size(0), seq_len, grad.size(1), heads, grad.size(3), o);
+  LH_CHECK(grad.size(2) == g.S, op, ": grad must have S=", g.S, " slots, got ", grad.size(2));
+  return check_plan_tensors(op, at::Tensor(), inv, g, grad.device());
+}
+
+Geometry check_scatter(const at::Tensor& og, const at::Tensor& entries, const at::Tensor& inv, int64_t seq_len,
+                       const Options& o) {
+  const char* op = "lighthouse._scatter";
+  check_options(o);
+  LH_CHECK(og.dim() == 4, op, ": og must be [B, H, S, d], got ", og.sizes());
+  LH_CHECK(seq_len >= min_sequence_length(o), op, ": seq_len=", seq_len, " is below the smallest valid N ",
+           min_sequence_length(o));
+  const Geometry g = geometry_for(og.size(0), seq_len, og.size(1), og.size(1), og.size(3), o);
+  LH_CHECK(og.size(2) == g.S, op, ": og must have S=", g.S, " slots, got ", og.size(2));
+  return check_plan_tensors(op, entries, inv, g, og.device());
+}
+
+Geometry check_scatter_backward(const at::Tensor& grad, const at::Tensor& entries, const Options& o) {
+  const char* op = "lighthouse._scatter_backward";
+  check_options(o);
+  LH_CHECK(grad.dim() == 4, op, ": grad must be [B, N, H, d], got ", grad.sizes());
+  LH_CHECK(grad.size(1) >= min_sequence_length(o), op, ": N=", grad.size(1), " is below the smallest valid N ",
+           min_sequence_length(o));
+  const Geometry g = geometry_for(grad.size(0), grad.size(1), grad.size(2), grad.size(2), grad.size(3), o);
+  return check_plan_tensors(op, entries, at::Tensor(), g, grad.device());
+}
+
+// ---- CPU and CUDA kernels --------------------------------------------------
 
 at::Tensor select_kernel(const at::Tensor& q, const at::Tensor& k, int64_t levels, int64_t pool, int64_t top_k,
-                         c10::string_view scorer, int64_t dilation, const std::optional<at::Tensor>& v,
-                         c10::string_view backend) {
+                         c10::string_view scorer, int64_t dilation, const OptTensor& v, c10::string_view backend) {
   const Options o = make_options(levels, pool, top_k, scorer, dilation, backend);
   const at::Tensor v_ = v.value_or(at::Tensor());
   const Geometry g = check_inputs("lighthouse.select", q, k, v_, o);
@@ -93,46 +148,97 @@ at::Tensor select_kernel(const at::Tensor& q, const at::Tensor& k, int64_t level
   return make_plan(q, k, v_, g, o).entries.to(at::kLong);
 }
 
-at::Tensor select_meta(const at::Tensor& q, const at::Tensor& k, int64_t levels, int64_t pool, int64_t top_k,
-                       c10::string_view scorer, int64_t dilation, const std::optional<at::Tensor>& v,
-                       c10::string_view backend) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> plan_kernel(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t levels, int64_t pool, int64_t top_k,
+    c10::string_view scorer, int64_t dilation, c10::string_view backend, const OptTensor& entries) {
   const Options o = make_options(levels, pool, top_k, scorer, dilation, backend);
-  const Geometry g = check_inputs("lighthouse.select", q, k, v.value_or(at::Tensor()), o);
-  return at::empty({g.B, g.H, g.S}, q.options().dtype(at::kLong));
+  const Geometry g = check_inputs("lighthouse.attention", q, k, v, o);
+  const bool pooled = !entries.has_value() && o.scorer == Scorer::kNorm;
+  Plan plan;
+  if (entries.has_value()) {
+    plan = plan_from_entries(*entries, g, q.device());
+  } else if (g.B == 0) {
+    plan.entries = at::empty({0, g.H, g.S}, int32_on(q.device()));
+    plan.inv = at::empty({0, g.H, g.P}, int32_on(q.device()));
+    const int64_t n_coarse = g.level_size(g.L - 1);
+    plan.coarse_q = at::empty({0, g.H, n_coarse, g.d}, q.options());
+    plan.coarse_k = at::empty({0, g.H_kv, n_coarse, g.d}, k.options());
+    plan.coarse_v = at::empty({0, g.H_kv, n_coarse, g.d}, v.options());
+  } else {
+    plan = make_plan(q, k, v, g, o, /*pool_coarse=*/true);
+  }
+  if (!pooled) {
+    plan.coarse_q = at::empty({0}, q.options());
+    plan.coarse_k = at::empty({0}, k.options());
+    plan.coarse_v = at::empty({0}, v.options());
+  }
+  return {plan.entries, plan.inv, plan.coarse_q, plan.coarse_k, plan.coarse_v};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> gather_stage(const at::Tensor& q, const at::Tensor& k,
-                                                            const at::Tensor& v, const at::Tensor& entries,
-                                                            int64_t levels, int64_t pool, int64_t top_k) {
-  const Options o = make_options(levels, pool, top_k);
-  const Geometry g = check_inputs("lighthouse._gather", q, k, v, o);
-  return gather_autograd(q, k, v, plan_from_entries(entries, g, q.device()), g);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> gather_kernel(const at::Tensor& q, const at::Tensor& k,
+                                                             const at::Tensor& v, const at::Tensor& entries,
+                                                             const at::Tensor& inv, const OptTensor& coarse_q,
+                                                             const OptTensor& coarse_k, const OptTensor& coarse_v,
+                                                             int64_t levels, int64_t pool, int64_t top_k) {
+  const Geometry g = check_gather(q, k, v, entries, inv, coarse_q, coarse_k, coarse_v,
+                                  make_options(levels, pool, top_k));
+  if (g.B == 0) {
+    auto empty = [&](const at::Tensor& x) { return at::empty({0, g.H, g.S, g.d}, x.options()); };
+    return {empty(q), empty(k), empty(v)};
+  }
+  Plan plan;
+  plan.entries = entries.contiguous();
+  plan.inv = inv.contiguous();
+  const std::vector<at::Tensor> out = gather(
+      {q, k, v}, plan, g,
+      {optional_contiguous(coarse_q), optional_contiguous(coarse_k), optional_contiguous(coarse_v)});
+  return {out[0], out[1], out[2]};
 }
 
-at::Tensor scatter_stage(const at::Tensor& og, const at::Tensor& entries, int64_t seq_len, int64_t levels,
-                         int64_t pool, int64_t top_k) {
-  const Options o = make_options(levels, pool, top_k);
-  check_options(o);
-  LH_CHECK(og.dim() == 4, "lighthouse._scatter: og must be [B, H, S, d], got ", og.sizes());
-  const Geometry g = geometry_for(og.size(0), seq_len, og.size(1), og.size(1), og.size(3), o);
-  LH_CHECK(seq_len >= min_sequence_length(o), "lighthouse._scatter: seq_len=", seq_len,
-              " is below the smallest valid N ", min_sequence_length(o));
-  LH_CHECK(og.size(2) == g.S, "lighthouse._scatter: og must have S=", g.S, " slots, got ", og.size(2));
-  return scatter_autograd(og, plan_from_entries(entries, g, og.device()), g);
+at::Tensor gather_backward_kernel(const at::Tensor& grad, const at::Tensor& inv, int64_t seq_len, int64_t heads,
+                                  int64_t levels, int64_t pool, int64_t top_k) {
+  const Geometry g = check_gather_backward(grad, inv, seq_len, heads, make_options(levels, pool, top_k));
+  if (g.B == 0) return at::empty({0, g.N, heads, g.d}, grad.options());
+  Plan plan;
+  plan.inv = inv.contiguous();
+  return gather_backward(grad, heads, plan, g);
 }
 
-const AttentionOp& attention_op() {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("lighthouse::attention", "")
-                             .typed<AttentionSignature>();
-  return op;
+at::Tensor scatter_kernel(const at::Tensor& og, const at::Tensor& entries, const at::Tensor& inv, int64_t seq_len,
+                          int64_t levels, int64_t pool, int64_t top_k) {
+  const Geometry g = check_scatter(og, entries, inv, seq_len, make_options(levels, pool, top_k));
+  if (g.B == 0) return at::empty({0, g.N, g.H, g.d}, og.options());
+  Plan plan;
+  plan.entries = entries.contiguous();
+  plan.inv = inv.contiguous();
+  return scatter(og, plan, g);
 }
 
-const SelectOp& select_op() {
-  static const auto op =
-      c10::Dispatcher::singleton().findSchemaOrThrow("lighthouse::select", "").typed<SelectSignature>();
-  return op;
+at::Tensor scatter_backward_kernel(const at::Tensor& grad, const at::Tensor& entries, int64_t levels, int64_t pool,
+                                   int64_t top_k) {
+  const Geometry g = check_scatter_backward(grad, entries, make_options(levels, pool, top_k));
+  if (g.B == 0) return at::empty({0, g.H, g.S, g.d}, grad.options());
+  Plan plan;
+  plan.entries = entries.contiguous();
+  return scatter_backward(grad, plan, g);
 }
+
+// ---- typed handles ---------------------------------------------------------
+
+#define LH_OP_HANDLE(fn, name, Signature)                                                                   \
+  const c10::TypedOperatorHandle<Signature>& fn() {                                                          \
+    static const auto op =                                                                                   \
+        c10::Dispatcher::singleton().findSchemaOrThrow("lighthouse::" name, "").typed<Signature>();          \
+    return op;                                                                                               \
+  }
+LH_OP_HANDLE(attention_op, "attention", AttentionSignature)
+LH_OP_HANDLE(select_op, "select", SelectSignature)
+LH_OP_HANDLE(plan_op, "_plan", PlanSignature)
+LH_OP_HANDLE(gather_op, "_gather", GatherSignature)
+LH_OP_HANDLE(gather_backward_op, "_gather_backward", GatherBackwardSignature)
+LH_OP_HANDLE(scatter_op, "_scatter", ScatterSignature)
+LH_OP_HANDLE(scatter_backward_op, "_scatter_backward", ScatterBackwardSignature)
+#undef LH_OP_HANDLE
 
 }  // namespace detail
 

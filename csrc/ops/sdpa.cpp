@@ -7,7 +7,7 @@
 #include <ATen/core/grad_mode.h>
 #include <c10/util/Exception.h>
 
-#include <cmath>
+#include <optional>
 
 #ifdef LIGHTHOUSE_WITH_CUDA
 #include <ATen/native/transformers/cuda/sdp_utils.h>
@@ -89,8 +89,17 @@ SdpaBackend resolve_backend(SdpaBackend requested, const at::Tensor& q, const at
 namespace detail {
 
 at::Tensor causal_sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, SdpaBackend requested) {
-  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  // The default scale, 1/sqrt(d), which every backend computes as
+  // 1.0 / std::sqrt(double(d)) from the (possibly symbolic) head dim.
+  const std::optional<double> scale = std::nullopt;
   const SdpaBackend backend = resolve_backend(requested, q, k, v);
+  if (q.is_meta()) {
+    // Meta tensors (shapes only; FakeTensor reports its real device and does
+    // not come here): no stock SDPA kernel has a C++ Meta kernel (Python
+    // registers them), so the output shape comes from softmax(q k^T) v, whose
+    // ops have one. The causal mask changes no shape.
+    return at::matmul(at::softmax(at::matmul(q, k.transpose(-2, -1)), -1), v);
+  }
   const bool need_lse = at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
   switch (backend) {
     case SdpaBackend::kMath:

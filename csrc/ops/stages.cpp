@@ -123,14 +123,18 @@ Plan make_plan(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, co
   return plan;
 }
 
-Plan plan_from_entries(const at::Tensor& entries, const Geometry& g, const at::Device& device) {
-  at::NoGradGuard no_grad;
+void check_entries(const at::Tensor& entries, const Geometry& g, const at::Device& device) {
   LH_CHECK(entries.scalar_type() == at::kLong, "lighthouse: entries must be int64, got ",
               entries.scalar_type());
   LH_CHECK(entries.device() == device, "lighthouse: entries must be on ", device, " like q, got ",
               entries.device());
   LH_CHECK(entries.dim() == 3 && entries.size(0) == g.B && entries.size(1) == g.H && entries.size(2) == g.S,
               "lighthouse: entries must be [B, H, S] = [", g.B, ", ", g.H, ", ", g.S, "], got ", entries.sizes());
+}
+
+Plan plan_from_entries(const at::Tensor& entries, const Geometry& g, const at::Device& device) {
+  at::NoGradGuard no_grad;
+  check_entries(entries, g, device);
   Plan plan;
   plan.entries = entries.to(at::kInt).contiguous();
   plan.inv = at::full({g.B, g.H, g.P}, -1, int_opts(device));

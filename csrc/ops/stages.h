@@ -38,7 +38,10 @@ std::tuple<at::Tensor, at::Tensor> pyramid_scores(const at::Tensor& q_src, const
 Plan make_plan(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Geometry& g,
                const Options& o, bool pool_coarse = false);
 
-// A plan from user-given int64 entries [B, H, S]; checks range and uniqueness.
+// Checks user-given entries without reading them: int64 [B, H, S] on `device`.
+void check_entries(const at::Tensor& entries, const Geometry& g, const at::Device& device);
+// A plan from user-given int64 entries [B, H, S]; checks them (check_entries,
+// then range and uniqueness).
 Plan plan_from_entries(const at::Tensor& entries, const Geometry& g, const at::Device& device);
 
 // Pool-on-gather of one to three tensors (q, k, v) with one plan: each x

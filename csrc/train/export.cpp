@@ -1,12 +1,12 @@
 /*
- * Checkpoint -> Hugging Face Llama directory (export.h).
+ * Checkpoint -> Hugging Face Llama directory (export.h). Paths go through
+ * io/files.h, never std::filesystem (see checkpoint.cpp).
  */
 #include "train/export.h"
 
 #include <ATen/ATen.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -17,7 +17,6 @@
 #include "train/checkpoint.h"
 
 namespace lighthouse::train {
-namespace fs = std::filesystem;
 using Json = nlohmann::ordered_json;
 
 namespace {
@@ -61,8 +60,8 @@ std::string export_hf(const std::string& checkpoint, const std::string& out_dir,
   if (opt.dtype != "float32" && opt.dtype != "bfloat16") {
     throw std::runtime_error("export: --dtype must be float32 or bfloat16, got '" + opt.dtype + "'");
   }
-  const std::string dir = latest_checkpoint(checkpoint);
-  if (dir.empty()) throw CheckpointError("no complete checkpoint in " + checkpoint);
+  const CheckpointRef ref = resolve_checkpoint(checkpoint, opt.arm);
+  const std::string& dir = ref.checkpoint;
   const Checkpoint ckpt = load_checkpoint(dir, /*with_optimizer=*/false);
 
   // The weights must be exactly the config's parameters.
@@ -82,26 +81,30 @@ std::string export_hf(const std::string& checkpoint, const std::string& out_dir,
     tensors.emplace_back(name, it->second.to(dtype));
   }
 
-  const fs::path out(out_dir);
-  if (fs::exists(out) && !opt.overwrite) {
+  std::string out = out_dir;
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  if (io::path_exists(out) && !opt.overwrite) {
     throw std::runtime_error("export: " + out_dir + " exists; choose another directory or pass --overwrite");
   }
-  const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
-  fs::create_directories(parent);
-  const fs::path tmp = parent / (".tmp-" + out.filename().string() + "-" + std::to_string(getpid()));
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  io::save_safetensors((tmp / "model.safetensors").string(), tensors, {{"format", "pt"}});
-  io::write_file_atomic((tmp / "config.json").string(), hf_config(ckpt.config, opt.dtype).dump(2) + "\n");
+  const size_t slash = out.rfind('/');
+  const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : out.substr(0, slash);
+  const std::string name = slash == std::string::npos ? out : out.substr(slash + 1);
+  io::make_dirs(parent);
+  const std::string tmp = parent + "/.tmp-" + name + "-" + std::to_string(getpid());
+  io::remove_tree(tmp);
+  io::make_dirs(tmp);
+  io::save_safetensors(tmp + "/model.safetensors", tensors, {{"format", "pt"}});
+  io::write_file_atomic(tmp + "/config.json", hf_config(ckpt.config, opt.dtype).dump(2) + "\n");
   const Json gen = {{"bos_token_id", data::kBos}, {"eos_token_id", data::kEos}, {"pad_token_id", data::kPad}};
-  io::write_file_atomic((tmp / "generation_config.json").string(), gen.dump(2) + "\n");
-  if (fs::exists(out)) fs::remove_all(out);
-  fs::rename(tmp, out);
+  io::write_file_atomic(tmp + "/generation_config.json", gen.dump(2) + "\n");
+  io::remove_tree(out);
+  io::rename_path(tmp, out);
 
   int64_t n = 0;
   for (const auto& [name, t] : tensors) n += t.numel();
-  return "exported " + dir + " (step " + std::to_string(ckpt.step) + ", " + std::to_string(n) + " parameters, " +
-         opt.dtype + ") to " + out_dir + " as a dense LlamaForCausalLM";
+  const std::string arm = describe_arm_choice(ref, checkpoint);
+  return (arm.empty() ? "" : "using " + arm + "\n") + "exported " + dir + " (step " + std::to_string(ckpt.step) + ", " +
+         std::to_string(n) + " parameters, " + opt.dtype + ") to " + out_dir + " as a dense LlamaForCausalLM";
 }
 
 }  // namespace lighthouse::train

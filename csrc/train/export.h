@@ -22,10 +22,13 @@ namespace lighthouse::train {
 struct ExportOptions {
   std::string dtype = "float32";  // float32 | bfloat16 (weights in model.safetensors)
   bool overwrite = false;         // replace an existing output directory
+  std::string arm;                // the arm of a directory holding several (resolve_checkpoint)
 };
 
-// `checkpoint`: a checkpoint, checkpoints or run directory (newest
-// checkpoint). Returns a one-line summary.
+// `checkpoint`: anything resolve_checkpoint accepts (a run directory given
+// to `lighthouse train --run-dir`, an arm directory, a checkpoints or a
+// checkpoint directory; the newest checkpoint). Returns a summary: the arm
+// taken (if `checkpoint` held arms) and what was written.
 std::string export_hf(const std::string& checkpoint, const std::string& out_dir, const ExportOptions& options);
 
 }  // namespace lighthouse::train

@@ -3,39 +3,63 @@
  */
 #include "train/metrics.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <sstream>
 #include <stdexcept>
 #include <vector>
 
+#include "io/files.h"
+
 namespace lighthouse::train {
 
 JsonlWriter::JsonlWriter(const std::string& path, int64_t keep_through_step) : path_(path) {
-  std::vector<std::string> kept;
-  if (keep_through_step >= 0) {
-    std::ifstream in(path);
-    std::string line;
-    while (std::getline(in, line)) {
+  int flags = O_WRONLY | O_APPEND | O_CLOEXEC;
+  if (keep_through_step >= 0 && io::is_regular_file(path)) {
+    std::string kept;
+    const std::string text = io::read_file(path);
+    size_t start = 0;
+    while (start < text.size()) {
+      size_t end = text.find('\n', start);
+      if (end == std::string::npos) end = text.size();
+      const std::string line = text.substr(start, end - start);
       // A line that does not parse (a crash mid-write) is dropped too.
       const Json j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
       if (j.is_object() && j.contains("step") && j["step"].is_number_integer() &&
           j["step"].get<int64_t>() <= keep_through_step) {
-        kept.push_back(line);
+        kept += line + '\n';
       }
+      start = end + 1;
     }
+    io::write_file_atomic(path, kept);  // the old file or the kept records, whatever happens
+  } else {
+    flags |= O_CREAT | O_TRUNC;
   }
-  out_.open(path, std::ios::out | std::ios::trunc);
-  if (!out_) throw std::runtime_error("cannot write " + path);
-  for (const auto& l : kept) out_ << l << '\n';
-  out_.flush();
+  fd_ = ::open(path.c_str(), flags, 0644);
+  if (fd_ < 0) throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
+}
+
+JsonlWriter::~JsonlWriter() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 void JsonlWriter::write(const Json& record) {
-  out_ << record.dump() << '\n';
-  out_.flush();  // a crash loses at most the line being written
+  const std::string line = record.dump() + '\n';
+  size_t done = 0;
+  while (done < line.size()) {
+    const ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      throw std::runtime_error("cannot write a record to " + path_ + ": " +
+                               (n < 0 ? std::strerror(errno) : "no bytes written"));
+    }
+    done += static_cast<size_t>(n);
+  }
 }
 
 std::string format_duration(double s) {

@@ -5,15 +5,18 @@
  *   ETA), redrawn with a carriage return on a terminal and printed as plain
  *   lines every `log.every` steps otherwise (logs stay readable); notes
  *   (stage switch, validation, checkpoints) always get their own line.
- * - JsonlWriter: one JSON object per line. On resume the file keeps only the
- *   records up to the resumed step, so a resumed run's file equals the
- *   uninterrupted run's (timings aside).
+ * - JsonlWriter: one JSON object per line, each written with one write(2)
+ *   on a file opened O_APPEND (no user-space buffer), so a line is in the
+ *   file when write() returns and a killed or crashed process loses nothing
+ *   it wrote; a failed write throws naming the file and the OS reason
+ *   instead of dropping lines. On resume the file keeps only the records up
+ *   to the resumed step (rewritten atomically), so a resumed run's file
+ *   equals the uninterrupted run's (timings aside).
  */
 #pragma once
 
 #include <chrono>
 #include <cstdint>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -26,12 +29,17 @@ class JsonlWriter {
   // Opens `path` for appending after dropping every record whose "step" is
   // above `keep_through_step` (-1: start empty).
   JsonlWriter(const std::string& path, int64_t keep_through_step);
+  ~JsonlWriter();
+  JsonlWriter(const JsonlWriter&) = delete;
+  JsonlWriter& operator=(const JsonlWriter&) = delete;
+  // Appends record.dump() and a newline; throws std::runtime_error naming
+  // the path if the OS does not take the whole line.
   void write(const Json& record);
   const std::string& path() const { return path_; }
 
  private:
   std::string path_;
-  std::ofstream out_;
+  int fd_ = -1;
 };
 
 struct StepInfo {

@@ -1,18 +1,18 @@
 /*
- * The main job and the two-stage vs dense comparison (recipe.h).
+ * The main job and the two-stage vs dense comparison (recipe.h). Paths go
+ * through io/files.h, never std::filesystem (see checkpoint.cpp).
  */
 #include "train/recipe.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <ctime>
-#include <filesystem>
-#include <fstream>
 #include <vector>
 
+#include "io/files.h"
+#include "train/checkpoint.h"
+
 namespace lighthouse::train {
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -183,27 +183,36 @@ Json comparison_json(const Comparison& c, const RunResult& main, const RunResult
 }
 
 std::string run_recipe(const config::Config& cfg, const RunOptions& opt) {
-  const std::string root = opt.run_dir.empty() ? cfg.train.run_dir : opt.run_dir;
+  const bool resuming = !opt.resume.empty();
+  if (resuming && !opt.run_dir.empty() && opt.run_dir != opt.resume) {
+    throw CheckpointError("resuming the runs of " + opt.resume + " continues them in place; drop --run-dir " +
+                          opt.run_dir);
+  }
+  const std::string root = resuming ? opt.resume : opt.run_dir.empty() ? cfg.train.run_dir : opt.run_dir;
   ensure_packed(cfg);  // before the clocks of both runs start
-  RunOptions main_opt = opt;
-  main_opt.label = run_label(cfg);
-  main_opt.run_dir = (fs::path(root) / main_opt.label).string();
-  const RunResult main = run_training(cfg, main_opt);
+  // One arm in <root>/<label>: resumed where its newest checkpoint stopped
+  // (its earlier steps read back from its metrics), or trained from the start.
+  const auto run_arm = [&](const config::Config& c, const std::string& label) {
+    RunOptions o = opt;
+    o.label = label;
+    o.run_dir = root + "/" + label;
+    o.resume = resuming && !latest_checkpoint(o.run_dir).empty() ? o.run_dir : "";
+    const RunResult r = run_training(c, o);
+    return o.resume.empty() ? r : with_history(r);
+  };
+  const RunResult main = run_arm(cfg, run_label(cfg));
 
   std::optional<RunResult> base;
   if (cfg.train.baseline && config::uses_lighthouse(cfg)) {
     config::Config dense = cfg;
     dense.model.attention = "dense";
     dense.stage2.start_step = 0;  // no switch (wins over stage2.start_fraction)
-    RunOptions base_opt = opt;
-    base_opt.label = "dense";
-    base_opt.run_dir = (fs::path(root) / "dense").string();
-    base = run_training(dense, base_opt);
+    base = run_arm(dense, "dense");
   }
   const RunResult* b = base ? &*base : nullptr;
   const Comparison c = compare_runs(main, b);
   const std::string table = format_comparison(c, main, b);
-  std::ofstream((fs::path(root) / "comparison.json").string()) << comparison_json(c, main, b).dump(2) << "\n";
+  io::write_file_atomic(root + "/comparison.json", comparison_json(c, main, b).dump(2) + "\n");
   std::printf("\n%s\n%s",
               b ? "Two-stage Lighthouse recipe vs dense baseline (same data, same token budget)" : "Run summary",
               table.c_str());

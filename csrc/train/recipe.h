@@ -59,6 +59,9 @@ Json comparison_json(const Comparison& c, const RunResult& main, const RunResult
 // if train.baseline and the run uses Lighthouse, the dense baseline in
 // <run_dir>/dense; prints the comparison and writes
 // <run_dir>/comparison.json. Returns the comparison text.
+// With options.resume = such a <run_dir> (recipe_arms lists its arms), each
+// arm continues from its newest checkpoint (an arm without one starts), the
+// steps before come from its metrics, and the comparison covers whole runs.
 std::string run_recipe(const config::Config& config, const RunOptions& options);
 
 }  // namespace lighthouse::train

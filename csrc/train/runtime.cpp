@@ -14,6 +14,8 @@
 #include <fstream>
 #include <string>
 
+#include "ops/checks.h"
+
 namespace lighthouse::train {
 
 void deterministic_env() {
@@ -36,12 +38,12 @@ Runtime setup_runtime(const config::TrainConfig& t) {
     r.device = at::hasCUDA() ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
   } else {
     r.device = at::Device(t.device);
-    TORCH_CHECK(!r.device.is_cuda() || at::hasCUDA(), "train.device = ", t.device,
-                ": no CUDA device is available (or torch was built without CUDA); use train.device = cpu");
-    TORCH_CHECK(!r.device.is_cuda() || !r.device.has_index() ||
-                    r.device.index() < static_cast<int>(at::accelerator::deviceCount()),
-                "train.device = ", t.device, ": this machine has ", static_cast<int>(at::accelerator::deviceCount()),
-                " CUDA device(s)");
+    LH_CHECK(!r.device.is_cuda() || at::hasCUDA(), "train.device = ", t.device,
+             ": no CUDA device is available (or torch was built without CUDA); use train.device = cpu");
+    LH_CHECK(!r.device.is_cuda() || !r.device.has_index() ||
+                 r.device.index() < static_cast<int>(at::accelerator::deviceCount()),
+             "train.device = ", t.device, ": this machine has ", static_cast<int>(at::accelerator::deviceCount()),
+             " CUDA device(s)");
   }
   if (r.device.is_cuda() && !r.device.has_index()) r.device = at::Device(at::kCUDA, 0);
   if (t.precision == "bf16") {
@@ -79,13 +81,13 @@ std::string rng_state_hex(const at::Device& device) {
 }
 
 void set_rng_state_hex(const at::Device& device, const std::string& hex) {
-  TORCH_CHECK(hex.size() % 2 == 0, "RNG state: odd number of hex digits");
+  LH_CHECK(hex.size() % 2 == 0, "RNG state: odd number of hex digits");
   at::Tensor state = at::empty({static_cast<int64_t>(hex.size() / 2)}, at::TensorOptions().dtype(at::kByte));
   auto* bytes = state.data_ptr<uint8_t>();
   auto nibble = [](char c) -> int {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    TORCH_CHECK(false, "RNG state: '", c, "' is not a hex digit");
+    LH_CHECK(false, "RNG state: '", c, "' is not a hex digit");
   };
   for (size_t i = 0; i < hex.size() / 2; ++i)
     bytes[i] = static_cast<uint8_t>(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));

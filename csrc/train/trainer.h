@@ -2,19 +2,22 @@
  * `lighthouse train`: one training run, and the main job (the two-stage
  * recipe plus a dense baseline of the same token budget, compared).
  *
- * A run: set up the device and determinism, pack the corpus if needed,
- * build the model (or load a checkpoint), then per step: lr from the
- * schedule, grad_accum micro-batches of forward/backward, the global grad
- * norm, the non-finite guard (before anything changes), clipping, AdamW;
- * metrics, validation and checkpoints at their intervals. After
- * config::switch_step(cfg) steps every Lighthouse layer becomes dense in the same run
- * (same optimizer state, same data order).
+ * Layers: the Trainer is the loop's bookkeeping (set-up, resume, schedule,
+ * the stage switch, validation, checkpoints, metrics, time limit); each
+ * optimizer step is a TrainStep (step.h: micro-batches, backward, gradient
+ * reduction hook, grad norm, non-finite guard, AdamW). The model (llama.h)
+ * gets its attention plan and, with train.activation_checkpointing, its
+ * block wrapper from here. After config::switch_step(cfg) steps every
+ * Lighthouse layer becomes dense in the same run (same optimizer state,
+ * same data order).
  *
  * Invariants: the data order depends only on train.seed and the step; the
  * weights only on train.seed; so a run resumed from its checkpoint at step
  * K reproduces the uninterrupted run's losses bit for bit (same machine,
  * deterministic mode for CPU), and the dense baseline sees exactly the
- * batches the two-stage run sees.
+ * batches the two-stage run sees. Every metrics and validation line is
+ * written to the file (one write(2), no user-space buffer) before the step
+ * that reports it ends, so a killed run loses nothing it reported.
  */
 #pragma once
 
@@ -27,6 +30,8 @@
 
 #include "config/config.h"
 #include "model/llama.h"
+#include "train/checkpoint.h"
+#include "train/step.h"
 
 namespace lighthouse::data {
 class Loader;
@@ -44,18 +49,30 @@ struct NonFiniteError : std::runtime_error {
 struct RunOptions {
   std::string label = "train";  // progress prefix
   std::string run_dir;          // metrics and checkpoints; "" = train.run_dir
-  std::string resume;           // checkpoint (or run) directory to resume; "" = fresh
+  std::string resume;           // checkpoint, checkpoints or run directory to resume; "" = fresh
   int64_t stop_after = 0;       // stop (with a checkpoint) after this step; 0: train.steps
   bool quiet = false;           // no progress lines (tests)
-  // Test hook, after the backward pass of each step (before the guard).
-  std::function<void(int64_t step, model::Llama& model)> after_backward;
+
+  // Data parallelism (a wrapper sets these; the defaults are one process).
+  int64_t rank = 0, world = 1;           // this process; the loaders take rank's rows
+  std::shared_ptr<StepReducer> reducer;  // null: one process
+  bool primary = true;                   // writes metrics, validation lines, config and checkpoints
+  // Every process's RankState for a checkpoint, from this one's (a
+  // collective in data parallelism); unset: {local}.
+  std::function<std::vector<RankState>(const RankState& local)> gather_rank_states;
+
+  // Test hooks: after the backward passes of each step (before reduction
+  // and the guard), and after each step's bookkeeping (its metrics line
+  // written, its validation and checkpoint done).
+  AfterBackward after_backward;
+  std::function<void(const StepStats& step)> after_step;
 };
 
 struct RunResult {
   std::string run_dir;
   std::string label;
   std::string attention;         // "lighthouse", "dense" or "lighthouse -> dense"
-  int64_t first_step = 0;        // first step trained by this call
+  int64_t first_step = 0;        // first step trained by this call (after with_history: 1)
   int64_t last_step = 0;         // last step trained
   std::vector<double> losses;    // training loss of steps first_step..last_step
   std::vector<int> stages;       // 1 or 2, same indexing
@@ -100,9 +117,16 @@ class Trainer {
 // Trainer(config, options).run().
 RunResult run_training(const config::Config& config, const RunOptions& options);
 
-// Mean validation loss of `model` over the first `batches` batches of the
-// validation loader (reset first: the same batches every call).
-double evaluate(const model::Llama& model, data::Loader& val, int64_t batches);
+// `r` completed with the steps before r.first_step as <r.run_dir>/metrics.jsonl
+// and val.jsonl record them (a resumed run's earlier part): losses and
+// stages from step 1, the switch and its two validation losses if it
+// happened before, the final validation loss if no step was trained.
+// Returns r unchanged if the files hold nothing earlier.
+RunResult with_history(RunResult r);
+
+// The attention plan of a config at a step: the config's plan, all dense
+// after config::switch_step(config) steps.
+model::AttentionPlan plan_at(const config::Config& config, int64_t completed_steps);
 
 // The run directory name of a config: "two-stage", "lighthouse" or "dense".
 std::string run_label(const config::Config& config);

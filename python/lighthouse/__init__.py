@@ -1,42 +1,52 @@
 """Lighthouse attention for PyTorch.
 
-Importing this package loads the op library (built by scripts/setup.sh) and
-registers ``torch.ops.lighthouse.attention`` and ``torch.ops.lighthouse.select``.
-``LighthouseAttention`` wraps the op as a module; ``attention`` and ``select``
-are thin functions over the ops with keyword defaults.
+Importing this package loads the op library and registers the ops
+``torch.ops.lighthouse.attention`` and ``torch.ops.lighthouse.select`` (and
+the internal stage ops they are made of; see docs/design.md). They work
+with autograd, ``torch.compile(fullgraph=True)``, ``torch.export`` and
+``torch.library.opcheck``. ``LighthouseAttention`` wraps the op as a module;
+``attention`` and ``select`` are thin functions over the ops with keyword
+defaults; ``lighthouse.hf`` plugs the op into Hugging Face transformers.
 
-The library is looked up in ``$LIGHTHOUSE_LIBRARY`` if set, else in the
-repository's ``build/`` directory.
+Install: ``pip install --no-build-isolation .`` from the source tree (builds
+the op library against the installed torch). ``python -m lighthouse``
+prints what was built. See _library.py for where the library is looked up.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+import importlib
 
 import torch
 
-__all__ = ["attention", "select", "subsequence_length", "min_sequence_length", "LighthouseAttention", "library_path"]
+from . import _library
+from ._library import library_path
+
+__all__ = [
+    "attention",
+    "select",
+    "subsequence_length",
+    "min_sequence_length",
+    "LighthouseAttention",
+    "library_path",
+    "build_info",
+    "__version__",
+]
+
+_BUILD_INFO = _library.load()
+__version__: str = _BUILD_INFO["version"]
 
 
-def library_path() -> Path:
-    env = os.environ.get("LIGHTHOUSE_LIBRARY")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "build" / "liblighthouse_ops.so"
+def build_info() -> dict:
+    """What the loaded op library was built with: version, torch, cuda_kernels (bool), cuda."""
+    return dict(_BUILD_INFO)
 
 
-def _load() -> None:
-    path = library_path()
-    if not path.is_file():
-        raise ImportError(
-            f"lighthouse: op library not found at {path}; run `bash scripts/setup.sh` from the repository root "
-            "(or set LIGHTHOUSE_LIBRARY to the built liblighthouse_ops.so)"
-        )
-    torch.ops.load_library(str(path))
-
-
-_load()
+def __getattr__(name: str):
+    # `lighthouse.hf` without importing transformers on `import lighthouse`.
+    if name == "hf":
+        return importlib.import_module(".hf", __name__)
+    raise AttributeError(f"module 'lighthouse' has no attribute {name!r}")
 
 
 def attention(

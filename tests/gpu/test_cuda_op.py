@@ -25,6 +25,23 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
 DEV = "cuda"
 
 
+def plan(q, kk, v, e, L, p, k):
+    """The stage ops' plan (int32 entries, inv) for int64 entries e, via _plan."""
+    e32, inv, *_ = torch.ops.lighthouse._plan(q, kk, v, L, p, k, "norm", 4, "auto", e)
+    return e32, inv
+
+
+def gather(q, kk, v, e, L, p, k):
+    """_gather alone (no pooled coarse rows) for int64 entries e."""
+    with torch.no_grad():
+        pl = plan(q, kk, v, e, L, p, k)
+    return torch.ops.lighthouse._gather(q, kk, v, *pl, None, None, None, L, p, k)
+
+
+def scatter(og, pl, N, L, p, k):
+    return torch.ops.lighthouse._scatter(og, *pl, N, L, p, k)
+
+
 def poison():
     """Fill free cached blocks with NaN so that an output the kernels fail to
     write comes back non-finite."""
@@ -79,14 +96,15 @@ def test_stages_bit_identical_to_cpu_twin(cfg):
     e = torch.ops.lighthouse.select(q, kk, L, p, k)
     S = e.shape[-1]
     poison()
-    g_gpu = torch.ops.lighthouse._gather(q.to(DEV), kk.to(DEV), v.to(DEV), e.to(DEV), L, p, k)
-    g_cpu = torch.ops.lighthouse._gather(q, kk, v, e, L, p, k)
+    g_gpu = gather(q.to(DEV), kk.to(DEV), v.to(DEV), e.to(DEV), L, p, k)
+    g_cpu = gather(q, kk, v, e, L, p, k)
     for a, b in zip(g_gpu, g_cpu):
         assert torch.equal(a.cpu(), b)
     og = rand((B, H, S, d), dt, 6)
+    plans = {"cpu": plan(q, kk, v, e, L, p, k), DEV: plan(q.to(DEV), kk.to(DEV), v.to(DEV), e.to(DEV), L, p, k)}
     poison()
-    s_gpu = torch.ops.lighthouse._scatter(og.to(DEV), e.to(DEV), N, L, p, k)
-    s_cpu = torch.ops.lighthouse._scatter(og, e, N, L, p, k)
+    s_gpu = scatter(og.to(DEV), plans[DEV], N, L, p, k)
+    s_cpu = scatter(og, plans["cpu"], N, L, p, k)
     assert torch.equal(s_gpu.cpu(), s_cpu)
     # Backward of both stages.
     gq, gk, gv = (rand((B, H, S, d), dt, 7 + i) for i in range(3))
@@ -94,10 +112,10 @@ def test_stages_bit_identical_to_cpu_twin(cfg):
 
     def grads(dev):
         qq, kk_, vv = (x.to(dev).requires_grad_() for x in (q, kk, v))
-        outs = torch.ops.lighthouse._gather(qq, kk_, vv, e.to(dev), L, p, k)
+        outs = gather(qq, kk_, vv, e.to(dev), L, p, k)
         torch.autograd.backward(outs, [gq.to(dev), gk.to(dev), gv.to(dev)])
         o = og.to(dev).requires_grad_()
-        torch.ops.lighthouse._scatter(o, e.to(dev), N, L, p, k).backward(gout.to(dev))
+        scatter(o, plans[dev], N, L, p, k).backward(gout.to(dev))
         return [qq.grad, kk_.grad, vv.grad, o.grad]
 
     poison()
@@ -145,10 +163,12 @@ def test_outputs_and_gradients_within_bf16_rule(cfg):
     poison()
     got = run(DEV, dt, lambda a, b, c: torch.ops.lighthouse.attention(a, b, c, L, p, k, entries=e.to(DEV)))
 
+    cpu_plan = plan(q.double(), kk.double(), v.double(), e, L, p, k)
+
     def stock(a, b, c):
-        ga, gb, gc = torch.ops.lighthouse._gather(a.double().cpu(), b.double().cpu(), c.double().cpu(), e, L, p, k)
+        ga, gb, gc = gather(a.double().cpu(), b.double().cpu(), c.double().cpu(), e, L, p, k)
         o = torch.nn.functional.scaled_dot_product_attention(ga.to(DEV, dt), gb.to(DEV, dt), gc.to(DEV, dt), is_causal=True)
-        return torch.ops.lighthouse._scatter(o.double().cpu(), e, N, L, p, k).to(a.device)
+        return scatter(o.double().cpu(), cpu_plan, N, L, p, k).to(a.device)
 
     base = run(DEV, dt, stock)
     names = ["out", "dq", "dk", "dv"]

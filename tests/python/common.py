@@ -68,6 +68,23 @@ def select(q, k, case: Case, **kw):
     return torch.ops.lighthouse.select(q, k, case.L, case.p, case.top_k, **kw)
 
 
+def stage_plan(q, k, v, entries, config):
+    """The stage ops' plan for int64 `entries` (as from select): int32 entries
+    [B, H, S] and inverse map [B, H, P], made (and checked) by _plan."""
+    e, inv, *_ = torch.ops.lighthouse._plan(q.detach(), k.detach(), v.detach(), *config, "norm", 4, "auto", entries)
+    return e, inv
+
+
+def stage_gather(q, k, v, plan, config):
+    """_gather alone: pool-gather of q, k, v [B, N, heads, d] -> 3 x [B, H, S, d] (no pooled coarse rows)."""
+    return torch.ops.lighthouse._gather(q, k, v, *plan, None, None, None, *config)
+
+
+def stage_scatter(og, plan, seq_len, config):
+    """_scatter alone: og [B, H, S, d] -> [B, seq_len, H, d]."""
+    return torch.ops.lighthouse._scatter(og, *plan, seq_len, *config)
+
+
 def forward_backward(q, k, v, case: Case, grad_out, **kw):
     """Output and (dq, dk, dv) of the op for leaf tensors q, k, v."""
     out = attention(q, k, v, case, **kw)

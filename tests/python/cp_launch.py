@@ -15,10 +15,13 @@ REPO = HERE.parents[1]
 
 
 def env() -> dict:
-    """This environment plus the package and test helpers on PYTHONPATH (the
-    library paths come from conftest.py's LIGHTHOUSE_* variables)."""
+    """This environment plus the test helpers on PYTHONPATH, and the source
+    package unless the tests run against the installed one
+    (LIGHTHOUSE_TEST_INSTALLED=1); the library paths come from conftest.py's
+    LIGHTHOUSE_* variables."""
     e = dict(os.environ)
-    e["PYTHONPATH"] = os.pathsep.join([str(REPO / "python"), str(HERE)] + ([e["PYTHONPATH"]] if "PYTHONPATH" in e else []))
+    package = [] if e.get("LIGHTHOUSE_TEST_INSTALLED") == "1" else [str(REPO / "python")]
+    e["PYTHONPATH"] = os.pathsep.join(package + [str(HERE)] + ([e["PYTHONPATH"]] if "PYTHONPATH" in e else []))
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_USE_AGENT_STORE"):
         e.pop(var, None)
     return e

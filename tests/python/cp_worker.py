@@ -28,7 +28,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-for path in (HERE.parents[1] / "python", HERE):
+# The source package unless the tests run against the installed one.
+PACKAGE = [] if os.environ.get("LIGHTHOUSE_TEST_INSTALLED") == "1" else [HERE.parents[1] / "python"]
+for path in PACKAGE + [HERE]:
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
@@ -206,7 +208,8 @@ def main() -> None:
                 check_lighthouse(ch, case, mine, device, backend, dtypes, 300 + i + rank // 2)
     dist.barrier()
     worst = ", ".join(f"{k} {r:.2f} ({u:.1f} ulp of max|ref|)" for k, (r, u) in sorted(ch.worst.items()))
-    print(f"cp_worker: ok rank {rank} of {W}: {ch.count} checks; worst err/bound: {worst}", flush=True)
+    sys.stdout.write(f"cp_worker: ok rank {rank} of {W}: {ch.count} checks; worst err/bound: {worst}\n")
+    sys.stdout.flush()
     dist.destroy_process_group()
 
 

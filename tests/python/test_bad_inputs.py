@@ -193,21 +193,54 @@ def test_bad_entries():
     dup = entries.clone()
     dup[0, 2, 7] = dup[0, 2, 8]
     expect_error(run(dup), "must not repeat")
-    # The stage ops check entries the same way.
-    expect_error(lambda: torch.ops.lighthouse._gather(q, k, v, high, *CFG), "pyramid indices")
-    og = torch.randn(B, H, S, D)
-    expect_error(lambda: torch.ops.lighthouse._scatter(og, dup, N, *CFG), "must not repeat")
+    # _plan (which makes the stage ops' plan from given entries) checks them the same way.
+    for bad, needle in ((high, "pyramid indices"), (dup, "must not repeat"), (entries.int(), "must be int64")):
+        expect_error(lambda: torch.ops.lighthouse._plan(q, k, v, *CFG, "norm", 4, "auto", bad), needle)
+
+
+def plan_of(q, k, v):
+    entries = torch.ops.lighthouse.select(q, k, *CFG)
+    e, inv, *_ = torch.ops.lighthouse._plan(q, k, v, *CFG, "norm", 4, "auto", entries)
+    return e, inv
 
 
 def test_bad_scatter_arguments():
-    q, k, _ = qkv()
-    entries = torch.ops.lighthouse.select(q, k, *CFG)
-    S = entries.shape[-1]
-    expect_error(lambda: torch.ops.lighthouse._scatter(torch.randn(B, H, S - 1, D), entries, N, *CFG),
+    q, k, v = qkv()
+    e, inv = plan_of(q, k, v)
+    S = e.shape[-1]
+    expect_error(lambda: torch.ops.lighthouse._scatter(torch.randn(B, H, S - 1, D), e, inv, N, *CFG),
                  f"S={S}", f"got {S - 1}")
-    expect_error(lambda: torch.ops.lighthouse._scatter(torch.randn(H, S, D), entries, N, *CFG), "og must be")
-    expect_error(lambda: torch.ops.lighthouse._scatter(torch.randn(B, H, S, D), entries, N - 1, *CFG),
+    expect_error(lambda: torch.ops.lighthouse._scatter(torch.randn(H, S, D), e, inv, N, *CFG), "og must be")
+    expect_error(lambda: torch.ops.lighthouse._scatter(torch.randn(B, H, S, D), e, inv, N - 1, *CFG),
                  f"seq_len={N - 1}", f"smallest valid N {N}")
+    # Plan tensors of the wrong dtype, shape or device.
+    og = torch.randn(B, H, S, D)
+    expect_error(lambda: torch.ops.lighthouse._scatter(og, e.long(), inv, N, *CFG), "entries must be int32", "Long")
+    expect_error(lambda: torch.ops.lighthouse._scatter(og, e, inv[..., :-1], N, *CFG), "inv must be [B, H, P]")
+    expect_error(lambda: torch.ops.lighthouse._scatter(og, e.to("meta"), inv, N, *CFG), "entries must be on cpu")
+
+
+def test_bad_stage_arguments():
+    """The other stage ops check shapes, dtypes and devices too (on CPU and in their Meta kernels)."""
+    q, k, v = qkv()
+    e, inv = plan_of(q, k, v)
+    S = e.shape[-1]
+    expect_error(lambda: torch.ops.lighthouse._gather(q, k, v, e[:, :1], inv, None, None, None, *CFG),
+                 "entries must be [B, H, S]")
+    expect_error(lambda: torch.ops.lighthouse._gather(q, k, v, e, inv, q[:, :8], None, None, *CFG),
+                 "coarse_q must be the pooled coarsest rows")
+    expect_error(lambda: torch.ops.lighthouse._gather(q, k.double(), v, e, inv, None, None, None, *CFG),
+                 "share a dtype")
+    grad = torch.randn(B, H, S, D)
+    expect_error(lambda: torch.ops.lighthouse._gather_backward(grad, inv, N, 3, *CFG), "heads=3", f"H={H}")
+    expect_error(lambda: torch.ops.lighthouse._gather_backward(grad[:, :, 1:], inv, N, H_KV, *CFG), f"S={S}")
+    expect_error(lambda: torch.ops.lighthouse._scatter_backward(torch.randn(B, N, H, D), e[..., 1:], *CFG),
+                 "entries must be [B, H, S]")
+    # The same checks on meta tensors (what FakeTensor tracing runs).
+    expect_error(lambda: torch.ops.lighthouse._gather_backward(grad.to("meta"), inv.to("meta"), N, 3, *CFG),
+                 "heads=3")
+    og_short = torch.empty(B, H, S - 1, D, device="meta")
+    expect_error(lambda: torch.ops.lighthouse._scatter(og_short, e.to("meta"), inv.to("meta"), N, *CFG), f"S={S}")
 
 
 def test_python_wrappers_raise_the_same():

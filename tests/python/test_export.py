@@ -1,6 +1,7 @@
 """Export round trip (TESTING.md item 12): a checkpoint exported with
 `lighthouse export` loads in transformers' LlamaForCausalLM, and its logits
-match ours (`lighthouse logits`) in fp32 on CPU.
+match ours (`lighthouse logits`) in fp32 on CPU. And (issue 11) it loads
+with attn_implementation="lighthouse" (lighthouse.hf) and trains.
 
 The model is trained for a few steps first (norm gains and weights away from
 their init), with GQA, an explicit head dim that is not d_model / heads, a
@@ -127,3 +128,32 @@ def test_export_of_a_missing_or_damaged_checkpoint_says_why(trained, tmp_path):
     (broken / "model.safetensors").write_bytes(bytes(data))
     r = subprocess.run([PROGRAM, "export", str(broken), str(tmp_path / "o")], capture_output=True, text=True)
     assert r.returncode == 1 and "model.safetensors is corrupted" in r.stderr, r.stderr
+
+
+def test_export_trains_with_lighthouse_attention(trained):
+    """Our export, loaded with attn_implementation="lighthouse" (layer 0 dense,
+    as trained), takes training steps that lower the loss on a fixed batch of
+    the packed corpus; then Stage 2 (sdpa) goes on from the same weights."""
+    import lighthouse.hf
+
+    d, run_dir = trained
+    out = d / "hf-lighthouse"
+    run("export", str(run_dir), str(out))
+    lighthouse.hf.register(levels=2, pool=2, top_k=128, dense_layers=[0])
+    model = transformers.LlamaForCausalLM.from_pretrained(str(out), torch_dtype=torch.float32,
+                                                          attn_implementation="lighthouse")
+    assert model.config._attn_implementation == "lighthouse"
+    shard = sorted((d / "packed").glob("train-*.bin"))[0]
+    ids = torch.frombuffer(bytearray(shard.read_bytes()[:512]), dtype=torch.uint8).long().view(1, 512)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(3):
+        opt.zero_grad()
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[2] < losses[1] < losses[0], losses
+    model.set_attn_implementation("sdpa")
+    with torch.no_grad():
+        assert model(input_ids=ids, labels=ids).loss.item() < losses[0]

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import oracle
-from common import Case, attention, inputs, randn_like, select
+from common import Case, attention, inputs, randn_like, select, stage_gather, stage_plan, stage_scatter
 
 F64 = torch.float64
 
@@ -67,17 +67,18 @@ def test_gradcheck_full_op_fixed_selection(case, fast, one_thread):
 def test_gradcheck_stages(case, one_thread):
     q, k, v = inputs(case, seed=42, requires_grad=True)
     entries = oracle.select(q.detach(), k.detach(), *case.config)
+    plan = stage_plan(q, k, v, entries, case.config)
     fast = case.B * case.N * case.H * case.d > 1024
 
     def gather(q_, k_, v_):
-        return torch.ops.lighthouse._gather(q_, k_, v_, entries, *case.config)
+        return stage_gather(q_, k_, v_, plan, case.config)
 
     assert torch.autograd.gradcheck(gather, (q, k, v), fast_mode=fast)
 
     og = randn_like(torch.empty(case.B, case.H, case.geometry.S, case.d, dtype=F64), seed=43).requires_grad_()
 
     def scatter(og_):
-        return torch.ops.lighthouse._scatter(og_, entries, case.N, *case.config)
+        return stage_scatter(og_, plan, case.N, case.config)
 
     assert torch.autograd.gradcheck(scatter, (og,), fast_mode=fast)
 
@@ -92,17 +93,17 @@ def test_adjoint_identities(case, dtype):
     """<A x, y> == <x, A^T y> for scatter and gather, A^T from the op's backward."""
     case = Case(case.L, case.p, case.top_k, case.N, case.B, case.H, case.H_kv, case.d, dtype)
     q, k, v = inputs(case, seed=44, requires_grad=True)
-    entries = select(q.detach(), k.detach(), case)
+    plan = stage_plan(q, k, v, select(q.detach(), k.detach(), case), case.config)
     rtol = 1e-12 if dtype == F64 else 1e-5
 
     og = randn_like(torch.empty(case.B, case.H, case.geometry.S, case.d, dtype=dtype), seed=45).requires_grad_()
-    out = torch.ops.lighthouse._scatter(og, entries, case.N, *case.config)
+    out = stage_scatter(og, plan, case.N, case.config)
     y = randn_like(out, seed=46)
     (og_t,) = torch.autograd.grad(out, og, y)
     lhs, rhs = (out.double() * y.double()).sum(), (og.double() * og_t.double()).sum()
     assert abs(lhs - rhs) <= rtol * (out.double().abs() * y.double().abs()).sum(), (lhs.item(), rhs.item())
 
-    gathered = torch.ops.lighthouse._gather(q, k, v, entries, *case.config)
+    gathered = stage_gather(q, k, v, plan, case.config)
     ys = [randn_like(t, seed=47 + i) for i, t in enumerate(gathered)]
     grads = torch.autograd.grad(gathered, (q, k, v), ys)
     lhs = sum((a.double() * b.double()).sum() for a, b in zip(gathered, ys))
