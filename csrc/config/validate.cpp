@@ -161,6 +161,11 @@ void validate(const Config& c) {
   need(pc.cp >= 1, "parallel.cp must be >= 1, got " + str(pc.cp));
   need(std::isfinite(pc.timeout_s) && pc.timeout_s >= 1 && pc.timeout_s <= 7 * 86400,
        "parallel.timeout_s must be in [1, 604800], got " + str(pc.timeout_s));
+  if (pc.dp >= 1 && t.batch >= 1) {
+    need(t.batch % pc.dp == 0, "train.batch=" + str(t.batch) + " must be a multiple of parallel.dp=" + str(pc.dp) +
+                                   " (each data-parallel rank takes batch/dp rows of every global batch): e.g. " +
+                                   "--train.batch " + str(pc.dp * ((t.batch + pc.dp - 1) / pc.dp)));
+  }
   if (pc.cp > 1 && t.seq_len >= 2) {
     dist::ParallelNames pn;
     static_cast<GeometryNames&>(pn) = names;

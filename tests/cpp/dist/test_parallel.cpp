@@ -138,6 +138,12 @@ TEST(ParallelConfig, ValidationNamesTheKeys) {
   c.parallel.timeout_s = 0;
   const std::string msg = config_error(c);
   expect_contains(msg, {"parallel.dp must be >= 1, got 0", "parallel.timeout_s must be in [1, 604800]"});
+  // Each DP rank takes batch/dp rows.
+  c = config::load_preset("tiny");  // batch 1
+  c.parallel.dp = 2;
+  expect_contains(config_error(c), {"train.batch=1 must be a multiple of parallel.dp=2", "--train.batch 2"});
+  c.train.batch = 4;
+  EXPECT_EQ(config_error(c), "");
 }
 
 }  // namespace
