@@ -20,7 +20,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 TORCH_VERSION=2.11.0
 PYTHON=${PYTHON:-python3}
 BUILD_DIR=${BUILD_DIR:-build}
-APT_PACKAGES=(cmake ninja-build ccache g++ clang libclang-rt-14-dev libgtest-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev zlib1g-dev liblzma-dev xz-utils linux-doc-6.1)
+APT_PACKAGES=(cmake ninja-build ccache g++ clang libclang-rt-14-dev libgtest-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libgloo-dev zlib1g-dev liblzma-dev xz-utils linux-doc-6.1)
 # name==version of every Python package the tests use; torch first.
 PIP_PACKAGES=("torch==${TORCH_VERSION}" "numpy==2.4.6" "pytest==9.2.0" "safetensors==0.8.0" "transformers==5.23.0" "matplotlib==3.11.2")
 # Build requirements of the Python package (pip install --no-build-isolation .),

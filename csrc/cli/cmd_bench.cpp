@@ -10,16 +10,20 @@
  * (with issue 14's N = 200,000) and issue 14's B=2 H=16 H_kv=4 d=64 L=4
  * p=4 at N = 262,144 (JSON: under "extra_grids").
  * `lighthouse bench train` is the training-step benchmark (cmd_bench_train.cpp).
+ * `--cp W`, under torchrun: the context-parallel op instead (csrc/bench/cp_bench.h).
  */
 #include <ATen/Context.h>
 #include <c10/util/Exception.h>
 
 #include <CLI/CLI.hpp>
+
+#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "bench/cp_bench.h"
 #include "bench/op_bench.h"
 #include "commands.h"
 
@@ -135,12 +139,63 @@ int run_bench(const std::vector<bench::OpBenchConfig>& grids, const std::string&
   return 0;
 }
 
+// `--cp W`: every rank measures, rank 0 prints.
+int run_cp_bench(const bench::OpBenchConfig& a, int64_t cp, const std::string& json_path) {
+  bench::CpBench b(a, cp, std::chrono::minutes(10));
+  const dist::World& w = b.world();
+  const bool dense = !a.dense_backends.empty();
+  bench::Table t;
+  t.column("N", "", 9).column("top_k", "", 6).column("S", "", 8);
+  t.group().column("CP LH fwd", "ms", 10).column("CP LH f+b", "ms", 10);
+  t.group().column("1-dev fwd", "ms", 10).column("1-dev f+b", "ms", 10);
+  t.group().column("speedup", "fwd", 8).column("speedup", "f+b", 8);
+  if (dense) t.group().column("CP dn fwd", "ms", 10).column("CP dn f+b", "ms", 10);
+  if (b.is_main()) {
+    std::printf("%s\n", b.validation().c_str());
+    std::printf("\nLighthouse under context parallelism on %s x %lld (cp=%lld, dp=%lld; 1-dev: the one-device op on the "
+                "whole sequence, on every rank; CP dn: dense %s): %s, B=%lld H=%lld H_kv=%lld d=%lld, L=%lld p=%lld, "
+                "inner SDPA %s; median of %d runs of the slowest rank after %d warm-up\n",
+                b.device().is_cuda() ? "cuda" : "cpu", static_cast<long long>(w.world_size()),
+                static_cast<long long>(w.layout.cp), static_cast<long long>(w.layout.dp),
+                dense ? a.dense_backends.front().c_str() : "-", a.dtype.c_str(), static_cast<long long>(a.batch),
+                static_cast<long long>(a.heads), static_cast<long long>(a.kv_heads),
+                static_cast<long long>(a.head_dim), static_cast<long long>(a.levels), static_cast<long long>(a.pool),
+                a.backend.c_str(), a.repeats, a.warmup);
+    t.print_header();
+  }
+  bench::Json rows = bench::Json::array();
+  for (size_t i = 0; i < a.seq_lens.size(); ++i) {
+    const bench::CpBenchRow r = b.run(i);
+    rows.push_back(b.row_json(r));
+    if (!b.is_main()) continue;
+    std::vector<std::string> cells = {std::to_string(r.n),
+                                      std::to_string(r.top_k),
+                                      std::to_string(r.s),
+                                      format_ms(r.cp_fwd),
+                                      format_ms(r.cp_fwd_bwd),
+                                      format_ms(r.one_fwd),
+                                      format_ms(r.one_fwd_bwd),
+                                      format_ratio(r.one_fwd / r.cp_fwd),
+                                      format_ratio(r.one_fwd_bwd / r.cp_fwd_bwd)};
+    if (dense) {
+      cells.push_back(format_ms(r.dense_fwd));
+      cells.push_back(format_ms(r.dense_fwd_bwd));
+    }
+    t.print_row(cells);
+    if (!json_path.empty()) bench::write_json(json_path, b.document(rows));
+  }
+  if (b.is_main() && !json_path.empty()) std::printf("wrote %s\n", json_path.c_str());
+  dist::barrier(w.world, "bench: the end");
+  return 0;
+}
+
 int bench_main(int argc, char** argv) {
   bench::OpBenchConfig a;
   a.heads = a.kv_heads = a.head_dim = a.repeats = 0;  // 0: by device, below
   a.dtype = "";
   bool no_dense = false;
   std::string json_path;
+  int64_t cp = 0;
   CLI::App app{"Lighthouse attention vs dense causal SDPA, forward and forward+backward", "lighthouse bench"};
   app.add_option("--device", a.device, "cpu or cuda (default: cuda when available)");
   app.add_option("--seq-lens", a.seq_lens, "sequence lengths N")->delimiter(',');
@@ -164,6 +219,9 @@ int bench_main(int argc, char** argv) {
   app.add_option("--repeats", a.repeats, "timed runs per measurement (default: 3 on CPU, 10 on CUDA)");
   app.add_flag("--stages", a.stages, "also time each stage alone");
   app.add_option("--json", json_path, "write all numbers to this JSON file");
+  app.add_option("--cp", cp,
+                 "context parallelism over W ranks, under torchrun: the CP op against the one-device op "
+                 "(torchrun --nproc-per-node W --no-python ./build/lighthouse bench op --cp W ...)");
   app.allow_extras(false);
   // `lighthouse bench train ...`: the training-step benchmark (cmd_bench_train.cpp).
   if (argc > 1 && std::string(argv[1]) == "train") return bench_train_main(argc - 1, argv + 1);
@@ -214,6 +272,7 @@ int bench_main(int argc, char** argv) {
     if (no_dense) g.dense_backends.clear();
   }
   TORCH_CHECK(a.repeats >= 1 && a.warmup >= 0, "--repeats must be >= 1 and --warmup >= 0");
+  if (cp > 0) return run_cp_bench(grids.front(), cp, json_path);
   return run_bench(grids, json_path);
 }
 

@@ -14,13 +14,24 @@
  * comparison covers the whole runs), one arm's run directory, its
  * checkpoints/ directory or one checkpoint directory.
  *
+ * Under torchrun (README, Multi-GPU) every process runs this command with
+ * the same arguments; parallel.dp x parallel.cp must equal the number of
+ * processes (csrc/dist/train_parallel.h). Only rank 0 writes and prints.
+ *
+ *   torchrun --nproc-per-node 2 --no-python ./build/lighthouse train --preset tiny \
+ *       --parallel.dp 2 --train.batch 2
+ *   torchrun --nproc-per-node 2 --no-python ./build/lighthouse train --preset tiny \
+ *       --parallel.cp 2 --lighthouse.top_k 512     # tiny's top_k 128 is one tile: no CP split
+ *
  * Config: a preset (configs/<name>.toml, built in) or a TOML file, then
  * `--section.key value` overrides (also `--section.key=value`). A resume
  * without --preset/--config uses the checkpoint's own config. The config is
  * validated before anything runs; deterministic mode sets its environment
  * before the first tensor operation.
  */
+#include <ATen/Context.h>
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
 #include <string>
 #include <utility>
@@ -30,6 +41,8 @@
 #include "overrides.h"
 #include "io/files.h"
 #include "config/config.h"
+#include "dist/process_group.h"
+#include "dist/train_parallel.h"
 #include "eval/in_training.h"
 #include "train/checkpoint.h"
 #include "train/recipe.h"
@@ -123,9 +136,34 @@ int train_main(int argc, char** argv) {
   }
   if (cfg.train.deterministic) train::deterministic_env();
 
-  train::RunOptions opt;
+  // Under torchrun: this process's groups (one process otherwise); each
+  // rank takes the GPU of its LOCAL_RANK. Rank 0 packs the corpus while the
+  // others wait.
+  const dist::Env env = dist::read_env();
+  if (env.distributed && cfg.train.device != "cpu" && at::hasCUDA() &&
+      (cfg.train.device == "auto" || cfg.train.device == "cuda")) {
+    cfg.train.device = dist::local_device(env, at::kCUDA).str();
+  }
+  const bool cuda = cfg.train.device != "cpu" && (cfg.train.device != "auto" || at::hasCUDA());
+  const dist::World world =
+      dist::init(cuda ? at::Device(cfg.train.device == "auto" ? "cuda" : cfg.train.device) : at::Device(at::kCPU),
+                 {cfg.parallel.dp, cfg.parallel.cp,
+                  std::chrono::milliseconds(static_cast<int64_t>(cfg.parallel.timeout_s * 1000))});
+  if (world.distributed()) {
+    if (world.is_main()) train::ensure_packed(cfg);
+    dist::barrier(world.world, "train: waiting for rank 0 to pack the corpus");
+  }
+
+  train::RunOptions opt = dist::parallel_run_options(world, {});
   opt.stop_after = stop_after;
-  opt.observer = eval::training_observer();  // eval.niah_every passes; loss by position at the end
+  // Evaluation inside the run (eval.niah_every passes, loss by position at
+  // the end) runs in one process only: under CP the model's layers take
+  // this rank's chunks, not whole prompts.
+  if (!world.distributed()) {
+    opt.observer = eval::training_observer();
+  } else if (cfg.eval.niah_every > 0 && world.is_main()) {
+    std::fprintf(stderr, "note: eval.niah_every is ignored under torchrun; run `lighthouse eval niah` on the checkpoint\n");
+  }
   if (resume_arms) {
     opt.resume = resume;
     opt.run_dir = run_dir;
@@ -137,6 +175,7 @@ int train_main(int argc, char** argv) {
     opt.run_dir = run_dir;  // "" = the checkpoint's run
     opt.label = train::run_label(cfg);
     const train::RunResult r = train::with_history(train::run_training(cfg, opt));
+    if (!opt.primary) return 0;
     std::printf("\n%s", train::format_comparison(train::compare_runs(r, nullptr), r, nullptr).c_str());
     std::printf("  run: %s\n", r.run_dir.c_str());
     return 0;

@@ -72,6 +72,9 @@ const std::vector<Field>& fields() {
       LH_FIELD(eval, niah_trials, kInt, "NIAH trials per (context, depth) cell"),
       LH_FIELD(eval, niah_contexts, kIntList, "NIAH prompt lengths; empty: 4K, 8K, ... up to train.seq_len, plus it"),
       LH_FIELD(log, every, kInt, "steps between progress lines when not on a terminal"),
+      LH_FIELD(parallel, dp, kInt, "data-parallel replicas; dp * cp = the processes torchrun starts"),
+      LH_FIELD(parallel, cp, kInt, "context-parallel ranks per replica (the sequence in 2*cp head-tail chunks)"),
+      LH_FIELD(parallel, timeout_s, kFloat, "seconds before a dead or stalled rank makes the others fail"),
   };
   return f;
 }

@@ -127,6 +127,15 @@ struct LogConfig {
   int64_t every = 10;  // steps between progress lines when stderr is not a terminal
 };
 
+// Data and context parallelism (shared/PARALLEL.md, csrc/dist/parallel.h):
+// dp * cp must equal the number of processes torchrun starts (checked when
+// they start); ranks are laid out cp-fastest.
+struct ParallelConfig {
+  int64_t dp = 1;          // data-parallel replicas
+  int64_t cp = 1;          // context-parallel ranks per replica: the sequence in 2*cp head-tail chunks
+  double timeout_s = 600;  // store, rendezvous and collectives: a dead or stalled rank fails the others after this
+};
+
 struct Config {
   ModelConfig model;
   LighthouseConfig lighthouse;
@@ -137,6 +146,7 @@ struct Config {
   CheckpointConfig checkpoint;
   EvalConfig eval;
   LogConfig log;
+  ParallelConfig parallel;
 };
 
 // --- The field table --------------------------------------------------------

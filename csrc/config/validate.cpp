@@ -9,6 +9,7 @@
 #include <initializer_list>
 #include <sstream>
 
+#include "dist/parallel.h"
 #include "io/utf8.h"
 #include "kernels/geometry_check.h"
 
@@ -159,7 +160,37 @@ void validate(const Config& c) {
   names.top_k = "lighthouse.top_k";
   names.dilation = "lighthouse.dilation";
   names.seq_len = "train.seq_len";
-  for (const GeometryProblem& p : geometry_problems(g, names)) errors.push_back(p.message + ". " + p.fix);
+  const std::vector<GeometryProblem> geometry = geometry_problems(g, names);
+  for (const GeometryProblem& p : geometry) errors.push_back(p.message + ". " + p.fix);
+
+  // Parallelism (dist/parallel.h): the layout's own rules here, dp * cp =
+  // WORLD_SIZE when the processes start. Under context parallelism every
+  // layer's sequence splits into 2*cp chunks (dense layers, and all of them
+  // in Stage 2), and a Lighthouse layer's chunks hold whole tiles.
+  const ParallelConfig& pc = c.parallel;
+  need(pc.dp >= 1, "parallel.dp must be >= 1, got " + str(pc.dp));
+  need(pc.cp >= 1, "parallel.cp must be >= 1, got " + str(pc.cp));
+  need(std::isfinite(pc.timeout_s) && pc.timeout_s >= 1 && pc.timeout_s <= 7 * 86400,
+       "parallel.timeout_s must be in [1, 604800], got " + str(pc.timeout_s));
+  if (pc.dp >= 1 && t.batch >= 1) {
+    need(t.batch % pc.dp == 0, "train.batch=" + str(t.batch) + " must be a multiple of parallel.dp=" + str(pc.dp) +
+                                   " (each data-parallel rank takes batch/dp rows of every global batch): e.g. " +
+                                   "--train.batch " + str(pc.dp * ((t.batch + pc.dp - 1) / pc.dp)));
+  }
+  if (pc.cp > 1 && t.seq_len >= 2) {
+    dist::ParallelNames pn;
+    static_cast<GeometryNames&>(pn) = names;
+    pn.dp = "parallel.dp";
+    pn.cp = "parallel.cp";
+    const std::string dense = dist::cp_dense_error(t.seq_len, pc.cp, pn);
+    need(dense.empty(), dense);
+    if (model_ok && uses_lighthouse(c) && geometry.empty()) {
+      need(l.scorer == "norm", "lighthouse.scorer must be norm under context parallelism (parallel.cp > 1), got '" +
+                                   l.scorer + "'");
+      const std::string split = dist::cp_geometry_error(t.seq_len, l.levels, l.pool, l.top_k, pc.cp, pn);
+      need(split.empty(), split);
+    }
+  }
 
   if (!errors.empty()) {
     std::string msg = errors.size() == 1 ? "invalid config: " : "invalid config:";

@@ -148,22 +148,38 @@ struct GatherBackwardParams {
 
 // Scatter, forward, written as a gather: out[b, t, h] = sum over levels l of
 // og[b, h, inv(l, (t + 1) / c_l - 1)] (the causality shift c_l - 1).
+//
+// Context parallelism (shared/PARALLEL.md): when the rows [0, N) are one chunk
+// of a longer sequence, the shift of the previous chunk's last entry of each
+// level l >= 1 reaches this chunk's rows t < c_l - 1, where the index above is
+// -1. `spill_in` holds those rows: row l is the previous chunk's og row of its
+// last level-l entry, zeros where that entry was not emitted (adding +0 keeps
+// a sum bit for bit, as it starts at +0 and so is never -0). They are added at
+// level l's place in the level order, exactly as one device adds them.
 struct ScatterParams {
   Geometry g;
   DType dtype = DType::kFloat32;
   SubTensor og;                    // [B, H, S, d], read only
   TokenTensor out;                 // [B, N, H, d] out
   const int32_t* inv_ptr = nullptr;  // [B, H, P]
+  SubTensor spill_in;              // optional [B, H, L, d] (seq_stride steps levels), read only; ptr null: none
 };
 
 // Scatter, backward: dog[b, h, s] = sum of dout over the shifted span of
 // entry s, [j c + c - 1, j c + 2c - 2] clipped to N.
+//
+// Context parallelism: `spill_dout` holds the next chunk's first rows of
+// dout; rows t in [N, N + spill_rows) of a shifted span are read from its row
+// t - N, continuing each sum in token order as one device does (the span is
+// then clipped to N + spill_rows).
 struct ScatterBackwardParams {
   Geometry g;
   DType dtype = DType::kFloat32;
   TokenTensor dout;                // [B, N, H, d], read only
   SubTensor dog;                   // [B, H, S, d] out
   const int32_t* entries_ptr = nullptr;  // [B, H, S]
+  TokenTensor spill_dout;          // optional [B, spill_rows, H, d], read only; ptr null: none
+  int64_t spill_rows = 0;
 };
 
 }  // namespace lighthouse

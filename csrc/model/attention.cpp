@@ -22,6 +22,8 @@ at::Tensor DenseAttention::forward(const at::Tensor& q, const at::Tensor& k, con
       .transpose(1, 2);
 }
 
+std::shared_ptr<const Attention> Attention::dense_form() const { return std::make_shared<const DenseAttention>(); }
+
 at::Tensor LighthouseAttention::forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                         const AttentionContext&) const {
   return lighthouse::attention(q, k, v, options_);
@@ -48,10 +50,9 @@ AttentionPlan dense_plan(int64_t layers) {
 }
 
 AttentionPlan switch_to_dense(const AttentionPlan& plan) {
-  const auto dense = std::make_shared<const DenseAttention>();
   AttentionPlan out = plan;
   for (auto& a : out) {
-    if (a->kind() == AttentionKind::kLighthouse) a = dense;
+    if (a->kind() == AttentionKind::kLighthouse) a = a->dense_form();
   }
   return out;
 }

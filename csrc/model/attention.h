@@ -59,6 +59,10 @@ class Attention {
   virtual AttentionKind kind() const = 0;
   // For logs: "dense SDPA", "lighthouse L=3 p=4 top_k=512 norm", ...
   virtual std::string describe() const = 0;
+  // What this layer becomes at the stage switch (asked of kLighthouse
+  // layers only): a DenseAttention by default; a context-parallel form
+  // returns its context-parallel dense counterpart.
+  virtual std::shared_ptr<const Attention> dense_form() const;
 };
 
 class DenseAttention final : public Attention {
@@ -91,8 +95,9 @@ using AttentionPlan = std::vector<std::shared_ptr<const Attention>>;
 AttentionPlan attention_plan(const config::ModelConfig& model, const config::LighthouseConfig& lighthouse);
 // Every layer dense.
 AttentionPlan dense_plan(int64_t layers);
-// The stage switch: every layer whose kind is kLighthouse becomes a
-// DenseAttention; the others are kept as they are (the same objects).
+// The stage switch: every layer whose kind is kLighthouse becomes its
+// dense_form() (a DenseAttention unless the implementation says otherwise);
+// the others are kept as they are (the same objects).
 AttentionPlan switch_to_dense(const AttentionPlan& plan);
 
 // Per-layer kinds and a map such as "DLLD" (D dense, L Lighthouse).

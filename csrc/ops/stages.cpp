@@ -188,7 +188,7 @@ at::Tensor gather_backward(const at::Tensor& dxg_in, int64_t heads, const Plan& 
   return dx;
 }
 
-at::Tensor scatter(const at::Tensor& og_in, const Plan& plan, const Geometry& g) {
+at::Tensor scatter(const at::Tensor& og_in, const Plan& plan, const Geometry& g, const at::Tensor& spill_in) {
   const at::Tensor og = kernel_ready(og_in);
   at::Tensor out = at::empty({g.B, g.N, g.H, g.d}, og.options());
   ScatterParams p;
@@ -197,11 +197,19 @@ at::Tensor scatter(const at::Tensor& og_in, const Plan& plan, const Geometry& g)
   p.og = sub_tensor(og);
   p.out = token_tensor(out);
   p.inv_ptr = plan.inv.data_ptr<int32_t>();
+  at::Tensor spill;
+  if (spill_in.defined()) {
+    TORCH_INTERNAL_ASSERT(spill_in.sizes() == at::IntArrayRef({g.B, g.H, g.L, g.d}) &&
+                          spill_in.scalar_type() == og.scalar_type() && spill_in.device() == og.device());
+    spill = kernel_ready(spill_in);
+    p.spill_in = sub_tensor(spill);
+  }
   launch(og.device(), p, run_scatter_cpu, LH_CUDA_FN(run_scatter));
   return out;
 }
 
-at::Tensor scatter_backward(const at::Tensor& dout_in, const Plan& plan, const Geometry& g) {
+at::Tensor scatter_backward(const at::Tensor& dout_in, const Plan& plan, const Geometry& g,
+                            const at::Tensor& spill_dout) {
   const at::Tensor dout = kernel_ready(dout_in);
   at::Tensor dog = at::empty({g.B, g.H, g.S, g.d}, dout.options());
   ScatterBackwardParams p;
@@ -210,6 +218,15 @@ at::Tensor scatter_backward(const at::Tensor& dout_in, const Plan& plan, const G
   p.dout = token_tensor(dout);
   p.dog = sub_tensor(dog);
   p.entries_ptr = plan.entries.data_ptr<int32_t>();
+  at::Tensor spill;
+  if (spill_dout.defined()) {
+    TORCH_INTERNAL_ASSERT(spill_dout.dim() == 4 && spill_dout.size(0) == g.B && spill_dout.size(2) == g.H &&
+                          spill_dout.size(3) == g.d && spill_dout.scalar_type() == dout.scalar_type() &&
+                          spill_dout.device() == dout.device());
+    spill = kernel_ready(spill_dout);
+    p.spill_dout = token_tensor(spill);
+    p.spill_rows = spill.size(1);
+  }
   launch(dout.device(), p, run_scatter_backward_cpu, LH_CUDA_FN(run_scatter_backward));
   return dog;
 }

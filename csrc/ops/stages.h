@@ -52,9 +52,14 @@ std::vector<at::Tensor> gather(const std::vector<at::Tensor>& xs, const Plan& pl
                                const std::vector<at::Tensor>& coarse);
 // Its adjoint: dxg [B, H, S, d] -> dx [B, N, heads, d].
 at::Tensor gather_backward(const at::Tensor& dxg, int64_t heads, const Plan& plan, const Geometry& g);
-// Scatter back: og [B, H, S, d] -> out [B, N, H, d].
-at::Tensor scatter(const at::Tensor& og, const Plan& plan, const Geometry& g);
-// Its adjoint: dout [B, N, H, d] -> dog [B, H, S, d].
-at::Tensor scatter_backward(const at::Tensor& dout, const Plan& plan, const Geometry& g);
+// Scatter back: og [B, H, S, d] -> out [B, N, H, d]. Context parallelism:
+// `spill_in` [B, H, L, d], the previous chunk's rows that reach this one
+// (ScatterParams); undefined: none.
+at::Tensor scatter(const at::Tensor& og, const Plan& plan, const Geometry& g, const at::Tensor& spill_in = {});
+// Its adjoint: dout [B, N, H, d] -> dog [B, H, S, d]. Context parallelism:
+// `spill_dout` [B, R, H, d], the next chunk's first R rows of dout
+// (ScatterBackwardParams); undefined: none.
+at::Tensor scatter_backward(const at::Tensor& dout, const Plan& plan, const Geometry& g,
+                            const at::Tensor& spill_dout = {});
 
 }  // namespace lighthouse::detail

@@ -225,6 +225,7 @@ std::string run_recipe(const config::Config& cfg, const RunOptions& opt) {
   const RunResult* b = base ? &*base : nullptr;
   const Comparison c = compare_runs(main, b);
   const std::string table = format_comparison(c, main, b);
+  if (!opt.primary) return table;  // the other processes of a parallel run write and print nothing
   io::write_file_atomic(root + "/comparison.json", comparison_json(c, main, b).dump(2) + "\n");
   std::printf("\n%s\n%s",
               b ? "Two-stage Lighthouse recipe vs dense baseline (same data, same token budget)" : "Run summary",

@@ -16,10 +16,11 @@
 namespace lighthouse::train {
 namespace {
 
-// Counted targets of tokens [B, N+1] (CPU): the last N of each row that are
-// not PAD.
-int64_t counted_targets(const at::Tensor& tokens) {
-  return tokens.narrow(1, 1, tokens.size(1) - 1).ne(data::kPad).sum().item<int64_t>();
+// Counted targets of a local batch: those that are not PAD.
+int64_t counted_targets(const LocalBatch& batch) { return batch.targets.ne(data::kPad).sum().item<int64_t>(); }
+
+model::TokenLoss local_loss(const model::Llama& m, const LocalBatch& batch) {
+  return m.token_loss(batch.inputs, batch.targets, data::kPad, batch.positions);
 }
 
 // A float32 scalar on `like`'s device: dividing by a device tensor is a true
@@ -27,6 +28,13 @@ int64_t counted_targets(const at::Tensor& tokens) {
 at::Tensor scalar_like(double value, const at::Tensor& like) { return at::full({}, value, like.options()); }
 
 }  // namespace
+
+LocalBatch StepReducer::local_batch(const at::Tensor& tokens) {
+  LH_CHECK(tokens.dim() == 2 && tokens.size(1) >= 2, "a next-token loss needs tokens [B, N+1] with N >= 1, got ",
+           tokens.sizes());
+  const int64_t N = tokens.size(1) - 1;
+  return {tokens.narrow(1, 0, N), tokens.narrow(1, 1, N), at::Tensor()};
+}
 
 TrainStep::TrainStep(model::Llama& model, AdamW& optimizer, data::Loader& loader, int64_t grad_accum, double grad_clip,
                      StepReducer* reducer)
@@ -48,10 +56,10 @@ StepStats TrainStep::run(int64_t step, double lr, const AfterBackward& after_bac
   for (const auto& p : params_) p.mutable_grad() = at::Tensor();
   // The step's batches first: every backward divides by the step's total
   // count, known before the first forward.
-  std::vector<at::Tensor> batches;
+  std::vector<LocalBatch> batches;
   int64_t local_count = 0;
   for (int64_t micro = 0; micro < grad_accum_; ++micro) {
-    batches.push_back(loader_.next());
+    batches.push_back(reducer_->local_batch(loader_.next()));
     local_count += counted_targets(batches.back());
   }
   st.tokens = reducer_->total_count(local_count);
@@ -59,7 +67,7 @@ StepStats TrainStep::run(int64_t step, double lr, const AfterBackward& after_bac
   at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kFloat).device(device));
   const at::Tensor total = scalar_like(static_cast<double>(st.tokens), loss_sum);
   for (int64_t micro = 0; micro < grad_accum_; ++micro) {
-    const model::TokenLoss loss = model_.next_token_loss(batches[static_cast<size_t>(micro)], data::kPad);
+    const model::TokenLoss loss = local_loss(model_, batches[static_cast<size_t>(micro)]);
     reducer_->before_backward(micro, grad_accum_);
     (loss.sum / total).backward();
     loss_sum += loss.sum.detach();
@@ -83,7 +91,7 @@ double evaluate(const model::Llama& m, data::Loader& val, int64_t batches, StepR
   val.reset();
   at::Tensor total = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(m.device()));
   for (int64_t i = 0; i < batches; ++i) {
-    const model::TokenLoss loss = m.next_token_loss(val.next(), data::kPad);
+    const model::TokenLoss loss = local_loss(m, r.local_batch(val.next()));
     const at::Tensor sum = r.total_loss_sum(loss.sum);
     total += (sum / scalar_like(static_cast<double>(r.total_count(loss.count)), sum)).to(at::kDouble);
   }

@@ -38,13 +38,25 @@ namespace lighthouse::train {
 
 class AdamW;
 
-// What a data-parallel wrapper adds to a step. Every hook of this base class
-// is the identity: one process.
+// This process's part of a batch of tokens [B, N+1]: inputs and next-token
+// targets int64 [B', N'] and the inputs' global positions int64 [N']
+// (undefined: 0..N'-1).
+struct LocalBatch {
+  at::Tensor inputs, targets, positions;
+};
+
+// What a data- or context-parallel wrapper adds to a step. Every hook of
+// this base class is the identity: one process.
 class StepReducer {
  public:
   virtual ~StepReducer() = default;
+  // The part of `tokens` [B, N+1] (this process's rows of the global batch)
+  // whose loss this process computes: by default all of it (inputs the
+  // first N tokens, targets the last N). Context parallelism keeps this
+  // rank's chunks of both, with their global positions.
+  virtual LocalBatch local_batch(const at::Tensor& tokens);
   // The step's counted target tokens over all processes, from this
-  // process's count. Called once per step, before any forward.
+  // process's count (of its local batches' targets). Called once per step, before any forward.
   virtual int64_t total_count(int64_t local_count) { return local_count; }
   // Before the backward of micro-batch `micro` of `micros` (0-based), e.g.
   // to reduce gradients only after the last one.

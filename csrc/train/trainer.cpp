@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <utility>
 
 #include "data/loader.h"
 #include "data/pack.h"
@@ -221,15 +222,16 @@ Trainer::Trainer(const config::Config& cfg_in, const RunOptions& opt) : s_(std::
   ensure_packed(cfg);
   const auto seed = static_cast<uint64_t>(cfg.train.seed);
   s.loader = std::make_unique<data::Loader>(cfg.data.dir, data::Split::kTrain, cfg.train.batch, cfg.train.seq_len, seed,
-                                            opt.rank, opt.world);
+                                            opt.data_rank, opt.data_world);
   s.val_loader = std::make_unique<data::Loader>(cfg.data.dir, data::Split::kVal, cfg.train.batch, cfg.train.seq_len,
-                                                seed, opt.rank, opt.world);
+                                                seed, opt.data_rank, opt.data_world);
 
   // The global RNG is seeded for anything that draws from it; the model's
   // init and the data order have their own seeds.
   at::manual_seed(seed);
-  s.model =
-      std::make_unique<model::Llama>(cfg.model, model::attention_plan(cfg.model, cfg.lighthouse), s.rt.device, seed);
+  model::AttentionPlan plan = model::attention_plan(cfg.model, cfg.lighthouse);
+  if (opt.adapt_plan) plan = opt.adapt_plan(plan);
+  s.model = std::make_unique<model::Llama>(cfg.model, std::move(plan), s.rt.device, seed);
   s.model->set_compute_dtype(s.rt.compute_dtype);
   s.model->set_fused(cfg.train.fused);
   s.optimizer = std::make_unique<AdamW>(s.model->named_parameters(), cfg.optim);
@@ -387,7 +389,8 @@ RunResult Trainer::run() {
     }
 
     const bool at_end = step == last;
-    const bool out_of_time = cfg.train.max_seconds > 0 && s.wall.seconds() > cfg.train.max_seconds && !at_end;
+    bool out_of_time = cfg.train.max_seconds > 0 && s.wall.seconds() > cfg.train.max_seconds && !at_end;
+    if (cfg.train.max_seconds > 0 && !at_end && s.opt.any_process) out_of_time = s.opt.any_process(out_of_time);
     const bool switch_next = step == switch_at && model.any_lighthouse();  // evaluates there anyway
     if (cfg.eval.every > 0 && step % cfg.eval.every == 0 && !at_end && !switch_next) s.validate_now(step);
     if ((cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) || step == switch_at || at_end || out_of_time) {

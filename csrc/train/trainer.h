@@ -75,13 +75,22 @@ struct RunOptions {
   int64_t stop_after = 0;       // stop (with a checkpoint) after this step; 0: train.steps
   bool quiet = false;           // no progress lines (tests)
 
-  // Data parallelism (a wrapper sets these; the defaults are one process).
-  int64_t rank = 0, world = 1;           // this process; the loaders take rank's rows
-  std::shared_ptr<StepReducer> reducer;  // null: one process
-  bool primary = true;                   // writes metrics, validation lines, config and checkpoints
+  // Data and context parallelism (a wrapper sets these, csrc/dist/
+  // train_parallel.h; the defaults are one process).
+  int64_t rank = 0, world = 1;            // this process of the job: checkpoints hold one RankState per process
+  int64_t data_rank = 0, data_world = 1;  // the loaders take data_rank's rows of data_world (the DP slice)
+  std::shared_ptr<StepReducer> reducer;   // null: one process
+  bool primary = true;                    // writes metrics, validation lines, config and checkpoints
   // Every process's RankState for a checkpoint, from this one's (a
   // collective in data parallelism); unset: {local}.
   std::function<std::vector<RankState>(const RankState& local)> gather_rank_states;
+  // The model's attention plan from the config's (e.g. its context-parallel
+  // forms); unset: the config's plan.
+  std::function<model::AttentionPlan(const model::AttentionPlan&)> adapt_plan;
+  // Whether any process says true (a collective, called by every process at
+  // the same step): the time limit stops every process at the same step.
+  // Unset: this process's answer.
+  std::function<bool(bool)> any_process;
 
   // Evaluation inside the run (unset: none).
   ObserverFactory observer;

@@ -39,6 +39,12 @@ if os.environ.get("LIGHTHOUSE_TEST_INSTALLED") != "1" and "LIGHTHOUSE_LIBRARY" n
 
 import lighthouse  # noqa: E402  (registers torch.ops.lighthouse.*)
 
+# lighthouse.cp loads liblighthouse_dist.so beside the op library; the pip
+# package builds the op library only, so the tests (and the torchrun workers
+# they start, which inherit this environment) take the build tree's.
+if "LIGHTHOUSE_DIST_LIBRARY" not in os.environ and not lighthouse.library_path().with_name("liblighthouse_dist.so").exists():
+    os.environ["LIGHTHOUSE_DIST_LIBRARY"] = str(BUILD_DIR / "liblighthouse_dist.so")
+
 
 def pytest_report_header(config):
     return f"lighthouse {lighthouse.__version__} from {Path(lighthouse.__file__).parent}, op library {lighthouse.library_path()}"

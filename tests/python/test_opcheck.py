@@ -36,6 +36,10 @@ def test_opcheck_cpu(dtype, case_id):
 def test_every_op_is_sampled():
     ops = {name for name in dir(torch.ops.lighthouse) if not name.startswith("__")}
     ops -= {"name"}  # the namespace's own attribute
+    # Registered by liblighthouse_dist.so when lighthouse.cp is imported (by
+    # an earlier test in this process): collectives over a process group,
+    # tested under torchrun by test_cp*.py, not by opcheck.
+    ops -= {"cp_attention", "cp_dense_attention", "cp_select", "_cp_scatter", "_cp_scatter_backward"}
     registered = {n for n in ops if isinstance(getattr(torch.ops.lighthouse, n), torch._ops.OpOverloadPacket)}
     sampled = {s[1]._schema.name.split("::")[1] for s in op_samples.samples("cpu", torch.float32)}
     assert registered == sampled, (registered, sampled)

@@ -6,6 +6,8 @@
  * holds t, i.e. j = (t + 1) / c - 1, found through the inverse map.
  * Backward item = (row, head, chunk of slots): each entry sums the output
  * gradient over its shifted span, clipped to N.
+ * Under context parallelism both continue across the chunk boundary through
+ * the spill rows (params.h), in the same order as on one device.
  */
 #include <algorithm>
 #include <vector>
@@ -35,9 +37,18 @@ void scatter_impl(const ScatterParams& p, const CpuExec& ex) {
           std::fill(acc.begin(), acc.end(), Acc(0));
           const int32_t* inv = p.inv_ptr + (b * g.H + h) * g.P;
           const T* rows = static_cast<const T*>(p.og.ptr) + b * p.og.batch_stride + h * p.og.head_stride;
+          const T* spill = p.spill_in.ptr == nullptr ? nullptr
+                           : static_cast<const T*>(p.spill_in.ptr) + b * p.spill_in.batch_stride +
+                                 h * p.spill_in.head_stride;
           for (int l = 0; l < g.L; ++l) {
             const int64_t j = ((t + 1) >> (l * g.log2_p)) - 1;
-            if (j < 0) continue;
+            if (j < 0) {  // the previous chunk's last level-l entry, if any (ScatterParams::spill_in)
+              if (spill != nullptr) {
+                const T* row = spill + l * p.spill_in.seq_stride;
+                for (int64_t i = 0; i < g.d; ++i) acc[i] += Scalar<T>::load(row + i);
+              }
+              continue;
+            }
             const int32_t slot = inv[g.level_offset[l] + j];
             if (slot < 0) continue;
             const T* row = rows + slot * p.og.seq_stride;
@@ -65,16 +76,20 @@ void scatter_backward_impl(const ScatterBackwardParams& p, const CpuExec& ex) {
       const int64_t b = item / chunks / g.H;
       const int32_t* entries = p.entries_ptr + (b * g.H + h) * g.S;
       const T* src = static_cast<const T*>(p.dout.ptr) + b * p.dout.batch_stride + h * p.dout.head_stride;
+      const int64_t spill_rows = p.spill_dout.ptr == nullptr ? 0 : p.spill_rows;
+      const T* spill = p.spill_dout.ptr == nullptr ? nullptr
+                       : static_cast<const T*>(p.spill_dout.ptr) + b * p.spill_dout.batch_stride +
+                             h * p.spill_dout.head_stride;
       const int64_t s_end = std::min(g.S, (chunk + 1) * kSlotChunk);
       for (int64_t s = chunk * kSlotChunk; s < s_end; ++s) {
         const int64_t pyr = entries[s];
         const int l = g.level_of(pyr);
         const int64_t c = g.span(l);
         const int64_t t0 = (pyr - g.level_offset[l]) * c + c - 1;
-        const int64_t t1 = std::min(t0 + c, g.N);
+        const int64_t t1 = std::min(t0 + c, g.N + spill_rows);
         std::fill(acc.begin(), acc.end(), Acc(0));
         for (int64_t t = t0; t < t1; ++t) {
-          const T* row = src + t * p.dout.seq_stride;
+          const T* row = t < g.N ? src + t * p.dout.seq_stride : spill + (t - g.N) * p.spill_dout.seq_stride;
           for (int64_t i = 0; i < g.d; ++i) acc[i] += Scalar<T>::load(row + i);
         }
         T* dst = static_cast<T*>(p.dog.ptr) + b * p.dog.batch_stride + h * p.dog.head_stride +

@@ -5,11 +5,13 @@
  *   slot_gather:  one output row per sub-sequence slot, summing a span of
  *                 token rows.    gather forward   (span of entry s, times 1/c;
  *                                                  q, k and v in one launch)
- *                                scatter backward (shifted span c-1 later, clipped to N)
+ *                                scatter backward (shifted span c-1 later, clipped to N,
+ *                                                  or continued into the next chunk's rows)
  *   token_gather: one output row per token, summing over heads and levels
  *                 the slot rows that cover it.
  *                                gather backward  (span of t, times 1/c, GQA heads summed)
- *                                scatter forward  (shifted spans holding t)
+ *                                scatter forward  (shifted spans holding t, plus the
+ *                                                  previous chunk's spill rows)
  *
  * A group of `lanes` threads owns one row; each thread moves 16-byte vectors.
  * Sums run in fp32 in the same order as the CPU twins (tokens ascending;
@@ -64,9 +66,13 @@ struct SlotJobs {
 // out[b, h, s] = scale * sum_{t in span(s)} x[b, t, h / group].
 // kShifted: the span of scatter-backward, [j c + c - 1, j c + 2c - 2]; else [j c, j c + c - 1].
 // `coarse` (may be null): the level L-1 rows, copied instead of re-pooled.
-template <typename T, bool kShifted>
+// kSpill (kShifted only): `spill` holds rows N .. N + spill_rows - 1 of x, the
+// next chunk's first rows under context parallelism (params.h). A separate
+// instantiation, so the one-device kernels are compiled exactly as without it.
+template <typename T, bool kShifted, bool kSpill>
 __global__ void __launch_bounds__(kThreads)
-    slot_gather_kernel(Geometry g, SlotJobs jobs, const int32_t* __restrict__ entries, RowLayout lay) {
+    slot_gather_kernel(Geometry g, SlotJobs jobs, const int32_t* __restrict__ entries, RowLayout lay,
+                       TokenTensor spill, int spill_rows) {
   constexpr int kVec = Vec<T>::kElems;
   const int lane = threadIdx.x % lay.lanes;
   const int rows_per_block = kThreads / lay.lanes;
@@ -88,6 +94,8 @@ __global__ void __launch_bounds__(kThreads)
                           : static_cast<const T*>(job.coarse) +
                                 (int64_t{b} * job.x.heads + h / group) * g.level_size(g.L - 1) * g.d;
     T* dst_row0 = static_cast<T*>(job.out.ptr) + b * job.out.batch_stride + h * job.out.head_stride;
+    const T* spill_row0 =
+        kSpill ? static_cast<const T*>(spill.ptr) + b * spill.batch_stride + h * spill.head_stride : nullptr;
     const int32_t* row_entries = entries + (int64_t{b} * H + h) * S;
     const int stride = gridDim.x * rows_per_block;
     int s = blockIdx.x * rows_per_block + static_cast<int>(threadIdx.x) / lay.lanes;
@@ -140,6 +148,19 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
           for (int e = 0; e < kVec; ++e) acc[e] += a[e];
         }
+        // The span continues into the next chunk's rows, in token order
+        // (first < N always). For fp32 this costs 8 bytes of register spill
+        // in this CP-only instantiation; the one-device ones are unchanged.
+        if (kSpill) {
+          const int rows = min(first + c - N, spill_rows);
+          const T* sp = spill_row0 + col;
+          for (int r = 0; r < rows; ++r, sp += spill.seq_stride) {
+            float a[kVec];
+            load_vec(sp, a);
+#pragma unroll
+            for (int e = 0; e < kVec; ++e) acc[e] += a[e];
+          }
+        }
 #pragma unroll
         for (int e = 0; e < kVec; ++e) acc[e] *= scale;
         store_vec(dst + col, acc);
@@ -178,9 +199,13 @@ __device__ __forceinline__ int level_index(int t, int shift, bool shifted) {
   return shifted ? ((t + 1) >> shift) - 1 : t >> shift;
 }
 
-template <typename T, bool kShifted, bool kScaled>
+// kSpill (kShifted only): `spill` holds [B, H, L, d] rows added for level l
+// where index_l(t) is -1 (the previous chunk's last entries, params.h); a
+// separate instantiation, so the one-device kernels are compiled as without it.
+template <typename T, bool kShifted, bool kScaled, bool kSpill>
 __global__ void __launch_bounds__(kThreads, 4)  // <= 64 registers: four blocks an SM
-    token_gather_kernel(Geometry g, SubTensor rows, TokenTensor out, const int32_t* __restrict__ inv, TokenLayout lay) {
+    token_gather_kernel(Geometry g, SubTensor rows, TokenTensor out, const int32_t* __restrict__ inv, TokenLayout lay,
+                        SubTensor spill) {
   constexpr int kVec = Vec<T>::kElems;
   extern __shared__ uint4 smem[];
   const int row_vecs = static_cast<int>(g.d / kVec);
@@ -280,7 +305,16 @@ __global__ void __launch_bounds__(kThreads, 4)  // <= 64 registers: four blocks 
               for (int l = 1; l < g.L; ++l) {
                 const int shift = l * g.log2_p;
                 const int j = level_index(t, shift, kShifted);
-                if (j < 0) continue;
+                if (j < 0) {
+                  if (kSpill) {
+                    load_vec(static_cast<const T*>(spill.ptr) + b * spill.batch_stride +
+                                 (hx * group + hl) * spill.head_stride + l * spill.seq_stride + vi * kVec,
+                             a);
+#pragma unroll
+                    for (int e = 0; e < kVec; ++e) acc[u][e] += a[e];
+                  }
+                  continue;
+                }
                 const int rr = level_slot[l] + j - first_j[l];
                 unpack(head_staged[rr * row_vecs], a, static_cast<const T*>(nullptr));
                 const float scale = kScaled ? __int_as_float((127 - shift) << 23) : 1.0f;  // 2^-shift, exact
@@ -304,20 +338,30 @@ __global__ void __launch_bounds__(kThreads, 4)  // <= 64 registers: four blocks 
 }
 
 template <typename T, bool kShifted>
-void launch_slot_gather(const Geometry& g, const SlotJobs& jobs, const int32_t* entries, cudaStream_t stream) {
+void launch_slot_gather(const Geometry& g, const SlotJobs& jobs, const int32_t* entries, cudaStream_t stream,
+                        const TokenTensor& spill = {}, int64_t spill_rows = 0) {
   check_32bit(g, kShifted ? "scatter backward" : "gather");
   const RowLayout lay = row_layout<T>(g.d);
   // About kRowsPerGroup rows for each lane group: the block's set-up (which
   // tensor, row and head) is paid once for all of them.
   constexpr int64_t kRowsPerGroup = 8;
   const dim3 grid(grid_blocks(g.S, kThreads / lay.lanes * kRowsPerGroup), grid_y(jobs.count * g.B * g.H));
-  slot_gather_kernel<T, kShifted><<<grid, kThreads, 0, stream>>>(g, jobs, entries, lay);
+  if constexpr (kShifted) {
+    if (spill.ptr != nullptr) {
+      slot_gather_kernel<T, true, true>
+          <<<grid, kThreads, 0, stream>>>(g, jobs, entries, lay, spill, static_cast<int>(spill_rows));
+      LH_CHECK_LAUNCH();
+      return;
+    }
+  }
+  slot_gather_kernel<T, kShifted, false>
+      <<<grid, kThreads, 0, stream>>>(g, jobs, entries, lay, spill, static_cast<int>(spill_rows));
   LH_CHECK_LAUNCH();
 }
 
 template <typename T, bool kShifted, bool kScaled>
 void launch_token_gather(const Geometry& g, const SubTensor& rows, const TokenTensor& out, const int32_t* inv,
-                         cudaStream_t stream) {
+                         cudaStream_t stream, const SubTensor& spill = {}) {
   check_32bit(g, kShifted ? "scatter" : "gather backward");
   // Per head and chunk: at most chunk / c_l + 2 indices of level l >= 1 (the
   // shifted ones can straddle one more span), and the chunk's level-0 ones.
@@ -335,12 +379,22 @@ void launch_token_gather(const Geometry& g, const SubTensor& rows, const TokenTe
            static_cast<size_t>(group * (lay.chunk + 2 + staged)) * sizeof(int32_t);
     if (smem <= kSmemBudget || lay.chunk <= kTok) break;
   }
-  if (smem > 48 * 1024) {
-    LH_CUDA_CHECK(cudaFuncSetAttribute(token_gather_kernel<T, kShifted, kScaled>,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  }
   const dim3 grid(grid_blocks(g.N, lay.chunk), grid_y(g.B * out.heads));
-  token_gather_kernel<T, kShifted, kScaled><<<grid, kThreads, smem, stream>>>(g, rows, out, inv, lay);
+  auto launch = [&](auto kernel) {
+    if (smem > 48 * 1024) {
+      LH_CUDA_CHECK(
+          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    }
+    kernel<<<grid, kThreads, smem, stream>>>(g, rows, out, inv, lay, spill);
+  };
+  if constexpr (kShifted) {
+    if (spill.ptr != nullptr) {
+      launch(token_gather_kernel<T, true, kScaled, true>);
+      LH_CHECK_LAUNCH();
+      return;
+    }
+  }
+  launch(token_gather_kernel<T, kShifted, kScaled, false>);
   LH_CHECK_LAUNCH();
 }
 
@@ -364,7 +418,8 @@ void run_scatter_backward(const ScatterBackwardParams& p, cudaStream_t stream) {
   cuda::SlotJobs jobs{};
   jobs.count = 1;
   jobs.job[0] = cuda::SlotJob{p.dout, p.dog, nullptr};
-  LH_CUDA_DISPATCH(p.dtype, T, (cuda::launch_slot_gather<T, true>(p.g, jobs, p.entries_ptr, stream)));
+  LH_CUDA_DISPATCH(p.dtype, T,
+                   (cuda::launch_slot_gather<T, true>(p.g, jobs, p.entries_ptr, stream, p.spill_dout, p.spill_rows)));
 }
 
 void run_gather_backward(const GatherBackwardParams& p, cudaStream_t stream) {
@@ -372,7 +427,8 @@ void run_gather_backward(const GatherBackwardParams& p, cudaStream_t stream) {
 }
 
 void run_scatter(const ScatterParams& p, cudaStream_t stream) {
-  LH_CUDA_DISPATCH(p.dtype, T, (cuda::launch_token_gather<T, true, false>(p.g, p.og, p.out, p.inv_ptr, stream)));
+  LH_CUDA_DISPATCH(p.dtype, T,
+                   (cuda::launch_token_gather<T, true, false>(p.g, p.og, p.out, p.inv_ptr, stream, p.spill_in)));
 }
 
 }  // namespace lighthouse
