@@ -139,9 +139,6 @@ TEST(TrainingEvalConfig, TheValidatorNamesTheNiahKeys) {
   }
 }
 
-}  // namespace
-}  // namespace lighthouse::eval
-
 // The trainer runs the evaluation through its observer hook: the passes
 // land in the run directory at the steps due and at the end, the result
 // carries the final passkey score, and training is bit for bit the run
@@ -183,3 +180,6 @@ TEST_F(TrainingEvalTest, TheTrainerRunsItThroughItsObserverWithoutChangingTraini
   const Json loss = Json::parse(io::read_file(with.run_dir + "/loss.json"));
   EXPECT_NEAR(loss.at("results")[0].at("loss").get<double>(), a.final_val_loss, 2e-6 * a.final_val_loss);
 }
+
+}  // namespace
+}  // namespace lighthouse::eval
