@@ -22,6 +22,7 @@
 
 #include "../kernels/cpu/fused_cpu.h"
 #include "checks.h"
+#include "launch.h"
 
 #ifdef LIGHTHOUSE_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -36,38 +37,9 @@ namespace {
 using detail::to_dtype;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
+using detail::launch;
 
-const CpuExec& cpu_exec() {
-  static const CpuExec ex{
-      [](int64_t n, int64_t grain, const CpuExec::Body& body) { at::parallel_for(0, n, grain, body); }};
-  return ex;
-}
-
-// Runs the CPU twin or the CUDA kernel for tensors on `device`.
-template <typename Params, typename CpuFn, typename CudaFn>
-void launch(const at::Device& device, const Params& params, CpuFn cpu_fn, CudaFn cuda_fn) {
-  if (device.is_cpu()) {
-    cpu_fn(params, cpu_exec());
-    return;
-  }
-#ifdef LIGHTHOUSE_WITH_CUDA
-  if (device.is_cuda()) {
-    c10::cuda::CUDAGuard guard(device);
-    cuda_fn(params, at::cuda::getCurrentCUDAStream(device.index()).stream());
-    return;
-  }
-#else
-  (void)cuda_fn;
-#endif
-  LH_CHECK(false, "lighthouse fused ops: no kernels for device ", device,
-           device.is_cuda() ? " (this build has no CUDA support)" : "");
-}
-
-#ifdef LIGHTHOUSE_WITH_CUDA
-#define LH_FUSED_CUDA(name) [](const auto& prm, cudaStream_t s) { name(prm, s); }
-#else
-#define LH_FUSED_CUDA(name) [](const auto&, void*) {}
-#endif
+constexpr const char* kWhat = "lighthouse fused ops";  // error prefix of launch()
 
 bool aligned4(const at::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % (4 * t.element_size()) == 0; }
 
@@ -154,7 +126,7 @@ NormForward norm_forward(const at::Tensor& x, const at::Tensor& residual, const 
   p.weight_dtype = to_dtype(w);
   p.y = row_tensor(o.y);
   p.rstd_ptr = o.rstd.data_ptr<double>();
-  launch(x2.device(), p, run_rms_norm_cpu, LH_FUSED_CUDA(run_rms_norm));
+  launch(kWhat, x2.device(), p, run_rms_norm_cpu, LH_CUDA_FN(run_rms_norm));
   return o;
 }
 
@@ -192,7 +164,7 @@ NormBackward norm_backward(const at::Tensor& x, const at::Tensor& weight, const 
     o.d_residual = at::empty({rows, D}, x2.options().dtype(*residual_dtype));
     p.d_residual = row_tensor(o.d_residual);
   }
-  launch(x2.device(), p, run_rms_norm_backward_cpu, LH_FUSED_CUDA(run_rms_norm_backward));
+  launch(kWhat, x2.device(), p, run_rms_norm_backward_cpu, LH_CUDA_FN(run_rms_norm_backward));
   if (weight_grad) {
     const int64_t chunks = (rows + kNormWeightChunk - 1) / kNormWeightChunk;
     const at::Tensor partial = at::empty({chunks, D}, x2.options().dtype(at::kDouble));
@@ -206,7 +178,7 @@ NormBackward norm_backward(const at::Tensor& x, const at::Tensor& weight, const 
     q.partial_ptr = partial.data_ptr<double>();
     q.dw_ptr = o.dw.data_ptr();
     q.weight_dtype = to_dtype(w);
-    launch(x2.device(), q, run_rms_norm_weight_grad_cpu, LH_FUSED_CUDA(run_rms_norm_weight_grad));
+    launch(kWhat, x2.device(), q, run_rms_norm_weight_grad_cpu, LH_CUDA_FN(run_rms_norm_weight_grad));
   }
   return o;
 }
@@ -311,7 +283,7 @@ void rope_launch(const at::Tensor& q_in, const at::Tensor& q_out, const at::Tens
   p.positions_batch_stride = pos.dim() == 2 ? pos.size(1) : 0;
   p.inv_freq_ptr = freq.data_ptr<float>();
   p.inverse = inverse;
-  launch(q_in.device(), p, run_rope_cpu, LH_FUSED_CUDA(run_rope));
+  launch(kWhat, q_in.device(), p, run_rope_cpu, LH_CUDA_FN(run_rope));
 }
 
 // t itself when the kernels can rotate it in place, else a contiguous copy.
@@ -393,7 +365,7 @@ at::Tensor swiglu_rows(const at::Tensor& g2, const at::Tensor& u2) {
   p.gate = row_tensor(g2);
   p.up = row_tensor(u2);
   p.out = row_tensor(out);
-  launch(g2.device(), p, run_swiglu_cpu, LH_FUSED_CUDA(run_swiglu));
+  launch(kWhat, g2.device(), p, run_swiglu_cpu, LH_CUDA_FN(run_swiglu));
   return out;
 }
 
@@ -411,7 +383,7 @@ std::pair<at::Tensor, at::Tensor> swiglu_backward_rows(const at::Tensor& g2, con
   p.dout = row_tensor(dy2);
   p.d_gate = row_tensor(dg);
   p.d_up = row_tensor(du);
-  launch(g2.device(), p, run_swiglu_backward_cpu, LH_FUSED_CUDA(run_swiglu_backward));
+  launch(kWhat, g2.device(), p, run_swiglu_backward_cpu, LH_CUDA_FN(run_swiglu_backward));
   return {dg, du};
 }
 
@@ -576,7 +548,7 @@ at::Tensor ordered_sum(const at::Tensor& x) {
   p.n = x.numel();
   p.x_ptr = x.data_ptr<double>();
   p.out_ptr = out.data_ptr<double>();
-  launch(x.device(), p, run_ordered_sum_cpu, LH_FUSED_CUDA(run_ordered_sum));
+  launch(kWhat, x.device(), p, run_ordered_sum_cpu, LH_CUDA_FN(run_ordered_sum));
   return out;
 }
 
@@ -602,7 +574,7 @@ struct CrossEntropyFunction : torch::autograd::Function<CrossEntropyFunction> {
         p.ignore_index = ignore_index;
         p.loss_ptr = loss_rows.data_ptr<double>() + r0;
         p.lse_ptr = lse.data_ptr<double>() + r0;
-        launch(h2.device(), p, run_cross_entropy_cpu, LH_FUSED_CUDA(run_cross_entropy));
+        launch(kWhat, h2.device(), p, run_cross_entropy_cpu, LH_CUDA_FN(run_cross_entropy));
       }
     }
     // fp32, or fp64 for fp64 inputs (gradcheck).
@@ -642,7 +614,7 @@ struct CrossEntropyFunction : torch::autograd::Function<CrossEntropyFunction> {
       p.lse_ptr = lse.data_ptr<double>() + r0;
       p.grad_ptr = g.data_ptr<double>();
       p.dlogits = row_tensor(dlogits);
-      launch(h2.device(), p, run_cross_entropy_backward_cpu, LH_FUSED_CUDA(run_cross_entropy_backward));
+      launch(kWhat, h2.device(), p, run_cross_entropy_backward_cpu, LH_CUDA_FN(run_cross_entropy_backward));
       if (want_h) {
         at::Tensor dst = dh.narrow(0, r0, n);
         at::mm_out(dst, dlogits, w);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "checks.h"
+#include "launch.h"
 #include "sdpa.h"
 #include "../kernels/cpu/kernels_cpu.h"
 
@@ -21,38 +22,7 @@
 namespace lighthouse::detail {
 namespace {
 
-const CpuExec& cpu_exec() {
-  static const CpuExec ex{[](int64_t n, int64_t grain, const CpuExec::Body& body) {
-    at::parallel_for(0, n, grain, body);
-  }};
-  return ex;
-}
-
-// Runs the CPU twin or the CUDA kernel of a stage for tensors on `device`.
-template <typename Params, typename CpuFn, typename CudaFn>
-void launch(const at::Device& device, const Params& params, CpuFn cpu_fn, CudaFn cuda_fn) {
-  if (device.is_cpu()) {
-    cpu_fn(params, cpu_exec());
-    return;
-  }
-#ifdef LIGHTHOUSE_WITH_CUDA
-  if (device.is_cuda()) {
-    c10::cuda::CUDAGuard guard(device);
-    cuda_fn(params, at::cuda::getCurrentCUDAStream(device.index()).stream());
-    return;
-  }
-#else
-  (void)cuda_fn;
-#endif
-  LH_CHECK(false, "lighthouse: no kernels for device ", device,
-              device.is_cuda() ? " (this build has no CUDA support)" : "");
-}
-
-#ifdef LIGHTHOUSE_WITH_CUDA
-#define LH_CUDA_FN(name) [](const auto& prm, cudaStream_t s) { name(prm, s); }
-#else
-#define LH_CUDA_FN(name) [](const auto&, void*) {}
-#endif
+constexpr const char* kWhat = "lighthouse";  // error prefix of launch()
 
 // Gather of several tensors: the CPU twin one by one, CUDA in one launch.
 void run_gather_all_cpu(const std::vector<GatherParams>& ps, const CpuExec& ex) {
@@ -94,7 +64,7 @@ std::tuple<at::Tensor, at::Tensor> pyramid_scores(const at::Tensor& q_src_in, co
     p.pool.k_ptr = plan_out->coarse_k.data_ptr();
     p.pool.v_ptr = plan_out->coarse_v.data_ptr();
   }
-  launch(q_src.device(), p, run_scores_cpu, LH_CUDA_FN(run_scores));
+  launch(kWhat, q_src.device(), p, run_scores_cpu, LH_CUDA_FN(run_scores));
   return {sq, sk};
 }
 
@@ -119,7 +89,7 @@ Plan make_plan(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, co
   p.sk_heads = sk.size(1);
   p.entries_ptr = plan.entries.data_ptr<int32_t>();
   p.inv_ptr = plan.inv.data_ptr<int32_t>();
-  launch(q.device(), p, run_select_cpu, LH_CUDA_FN(run_select));
+  launch(kWhat, q.device(), p, run_select_cpu, LH_CUDA_FN(run_select));
   return plan;
 }
 
@@ -171,7 +141,7 @@ std::vector<at::Tensor> gather(const std::vector<at::Tensor>& xs, const Plan& pl
     params.push_back(p);
     inputs.push_back(x);
   }
-  launch(inputs[0].device(), params, run_gather_all_cpu, LH_CUDA_FN(run_gather_all));
+  launch(kWhat, inputs[0].device(), params, run_gather_all_cpu, LH_CUDA_FN(run_gather_all));
   return out;
 }
 
@@ -184,7 +154,7 @@ at::Tensor gather_backward(const at::Tensor& dxg_in, int64_t heads, const Plan& 
   p.dxg = sub_tensor(dxg);
   p.dx = token_tensor(dx);
   p.inv_ptr = plan.inv.data_ptr<int32_t>();
-  launch(dxg.device(), p, run_gather_backward_cpu, LH_CUDA_FN(run_gather_backward));
+  launch(kWhat, dxg.device(), p, run_gather_backward_cpu, LH_CUDA_FN(run_gather_backward));
   return dx;
 }
 
@@ -204,7 +174,7 @@ at::Tensor scatter(const at::Tensor& og_in, const Plan& plan, const Geometry& g,
     spill = kernel_ready(spill_in);
     p.spill_in = sub_tensor(spill);
   }
-  launch(og.device(), p, run_scatter_cpu, LH_CUDA_FN(run_scatter));
+  launch(kWhat, og.device(), p, run_scatter_cpu, LH_CUDA_FN(run_scatter));
   return out;
 }
 
@@ -227,7 +197,7 @@ at::Tensor scatter_backward(const at::Tensor& dout_in, const Plan& plan, const G
     p.spill_dout = token_tensor(spill);
     p.spill_rows = spill.size(1);
   }
-  launch(dout.device(), p, run_scatter_backward_cpu, LH_CUDA_FN(run_scatter_backward));
+  launch(kWhat, dout.device(), p, run_scatter_backward_cpu, LH_CUDA_FN(run_scatter_backward));
   return dog;
 }
 

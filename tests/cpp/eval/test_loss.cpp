@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "../data/test_pack.h"
 #include "data/loader.h"
 #include "data/pack.h"
 #include "data/tokenizer.h"
@@ -27,18 +28,7 @@
 namespace lighthouse::eval {
 namespace {
 
-std::string data_dir() {
-  const std::string dir = LIGHTHOUSE_TEST_DATA_DIR;
-  if (!io::path_exists(dir + "/manifest.json")) {
-    data::PackOptions p;
-    p.inputs = {data::default_corpus_dir()};
-    p.out_dir = dir;
-    p.max_bytes = 4000000;
-    p.val_fraction = 0.02;
-    data::pack(p);
-  }
-  return dir;
-}
+std::string data_dir() { return lighthouse::testing::ensure_test_pack(LIGHTHOUSE_TEST_DATA_DIR); }
 
 // The validation token stream, rebuilt from the packed documents.
 std::vector<int64_t> val_stream() {

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "../data/test_pack.h"
 #include "../io/test_util.h"
 #include "data/pack.h"
 #include "eval/study_eval.h"
@@ -24,18 +25,7 @@ using lighthouse::testing::TempDir;
 
 const bool kEnvSet = (train::deterministic_env(), setenv("LIGHTHOUSE_PYTHON", "/nonexistent/python3", 1), true);
 
-std::string data_dir() {
-  const std::string dir = LIGHTHOUSE_TEST_DATA_DIR;
-  if (!io::path_exists(dir + "/manifest.json")) {
-    data::PackOptions p;
-    p.inputs = {data::default_corpus_dir()};
-    p.out_dir = dir;
-    p.max_bytes = 4000000;
-    p.val_fraction = 0.02;
-    data::pack(p);
-  }
-  return dir;
-}
+std::string data_dir() { return lighthouse::testing::ensure_test_pack(LIGHTHOUSE_TEST_DATA_DIR); }
 
 // D L D, 512 tokens a step, 6 steps; fraction 0.5 switches after step 3.
 config::Config small(const std::string& run_dir) {

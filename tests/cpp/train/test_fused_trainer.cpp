@@ -16,6 +16,7 @@
 #include <cmath>
 #include <string>
 
+#include "../data/test_pack.h"
 #include "data/pack.h"
 #include "io/files.h"
 #include "small_model.h"
@@ -36,13 +37,7 @@ std::string test_data_dir() { return LIGHTHOUSE_TEST_DATA_DIR; }
 class FusedTrainerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (io::path_exists(test_data_dir() + "/manifest.json")) return;
-    data::PackOptions p;
-    p.inputs = {data::default_corpus_dir()};
-    p.out_dir = test_data_dir();
-    p.max_bytes = 4000000;
-    p.val_fraction = 0.02;
-    data::pack(p);
+    lighthouse::testing::ensure_test_pack(test_data_dir());
   }
 
   // The shared small model (tests/cpp/model/small_model.h: layers D L D,

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "../data/test_pack.h"
 #include "data/loader.h"
 #include "data/pack.h"
 #include "data/tokenizer.h"
@@ -37,18 +38,7 @@ using lighthouse::testing::random_tokens;
 using lighthouse::testing::small_config;
 using lighthouse::testing::small_model;
 
-std::string data_dir() {
-  const std::string dir = LIGHTHOUSE_TEST_DATA_DIR;
-  if (!io::path_exists(dir + "/manifest.json")) {
-    data::PackOptions p;
-    p.inputs = {data::default_corpus_dir()};
-    p.out_dir = dir;
-    p.max_bytes = 4000000;
-    p.val_fraction = 0.02;
-    data::pack(p);
-  }
-  return dir;
-}
+std::string data_dir() { return lighthouse::testing::ensure_test_pack(LIGHTHOUSE_TEST_DATA_DIR); }
 
 std::vector<at::Tensor> grads_of(const model::Llama& m) {
   std::vector<at::Tensor> g;

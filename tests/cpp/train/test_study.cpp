@@ -17,6 +17,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "../data/test_pack.h"
 #include "../io/test_util.h"
 #include "data/pack.h"
 #include "io/files.h"
@@ -72,13 +73,7 @@ class StudyTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     (void)kEnvSet;
-    if (io::is_regular_file(test_data_dir() + "/manifest.json")) return;
-    data::PackOptions p;
-    p.inputs = {data::default_corpus_dir()};
-    p.out_dir = test_data_dir();
-    p.max_bytes = 4000000;
-    p.val_fraction = 0.02;
-    data::pack(p);
+    lighthouse::testing::ensure_test_pack(test_data_dir());
   }
   static void TearDownTestSuite() {
     delete whole_;
