@@ -17,17 +17,6 @@ namespace lighthouse::eval {
 
 namespace {
 
-std::string base_name(std::string p) {
-  while (p.size() > 1 && p.back() == '/') p.pop_back();
-  const size_t slash = p.rfind('/');
-  return slash == std::string::npos ? p : p.substr(slash + 1);
-}
-
-std::string fixed(double v, int digits) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.*f", digits, v);
-  return b;
-}
 
 }  // namespace
 
@@ -64,7 +53,7 @@ NiahSummary TrainingEval::niah(const model::Llama& model, int64_t step, int stag
   o.label = label_ + " niah";
   o.quiet = quiet_;
   const NiahResult r = run_niah(adapter, protocol_, o);
-  Json meta = {{"run", base_name(run_dir_)}, {"run_dir", run_dir_}, {"step", step}, {"stage", stage},
+  Json meta = {{"run", io::base_name(run_dir_)}, {"run_dir", run_dir_}, {"step", step}, {"stage", stage},
                {"train_seq_len", config_.train.seq_len}};
   meta.update(model_meta(model));
   const Json j = niah_json(r, meta);
@@ -81,7 +70,7 @@ NiahSummary TrainingEval::niah(const model::Llama& model, int64_t step, int stag
                {"trials", protocol_.trials},
                {"seconds", r.seconds}});
   note_("step " + std::to_string(step) + ": " + niah_summary(r) + " (" + meta.at("attention").get<std::string>() +
-        ", " + fixed(r.seconds, 1) + " s)");
+        ", " + train::format_fixed(r.seconds, 1) + " s)");
   if (final) {
     write_json(run_dir_ + "/niah.json", j);
     const std::string why = plot_niah(run_dir_ + "/niah.json", run_dir_ + "/niah.png");
@@ -99,14 +88,14 @@ LossResult TrainingEval::final_loss(const model::Llama& model, int64_t step) {
   o.windows = config_.eval.batches * config_.train.batch;
   o.label = quiet_ ? "" : label_ + " loss";
   const LossResult r = evaluate_loss(adapter, o);
-  Json meta = {{"run", base_name(run_dir_)}, {"run_dir", run_dir_}, {"step", step},
+  Json meta = {{"run", io::base_name(run_dir_)}, {"run_dir", run_dir_}, {"step", step},
                {"train_seq_len", config_.train.seq_len}};
   meta.update(model_meta(model));
   write_json(run_dir_ + "/loss.json",
              Json{{"format", "lighthouse-loss"}, {"version", 1}, {"results", Json::array({loss_json(r, meta)})}});
   std::string buckets;
   for (size_t i = 0; i < r.buckets.size(); ++i) {
-    buckets += (i ? ", " : "") + std::to_string(r.buckets[i].last) + ": " + fixed(r.bucket_loss[i], 3);
+    buckets += (i ? ", " : "") + std::to_string(r.buckets[i].last) + ": " + train::format_fixed(r.bucket_loss[i], 3);
   }
   note_("loss by position (bucket end: loss) " + buckets + "; " + run_dir_ + "/loss.json");
   const std::string why = plot_loss({run_dir_ + "/loss.json"}, run_dir_ + "/loss_by_position.png");

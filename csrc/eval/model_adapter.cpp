@@ -54,13 +54,6 @@ std::string checkpoint_attention(const config::Config& c, int64_t step) {
 
 namespace {
 
-std::string base_name(const std::string& path) {
-  std::string p = path;
-  while (p.size() > 1 && p.back() == '/') p.pop_back();
-  const size_t slash = p.rfind('/');
-  return slash == std::string::npos ? p : p.substr(slash + 1);
-}
-
 // The newest checkpoint under `path`; a directory of runs (e.g. runs/tiny
 // with two-stage/ and dense/) must hold exactly one.
 std::string find_checkpoint(const std::string& path) {
@@ -96,7 +89,7 @@ EvalModel load_model(const std::string& path, const std::string& attention, cons
   EvalModel e;
   e.config = ckpt.config;
   e.checkpoint = dir;
-  e.run = base_name(train::run_dir_of(dir));
+  e.run = io::base_name(train::run_dir_of(dir));
   e.step = ckpt.step;
   e.attention = attention.empty() ? checkpoint_attention(ckpt.config, ckpt.step) : attention;
   config::ModelConfig mc = ckpt.config.model;

@@ -17,12 +17,7 @@ namespace {
 
 std::string join(const std::string& a, const std::string& b) { return a + "/" + b; }
 
-std::string fixed(double v, int digits) {
-  if (std::isnan(v)) return "-";
-  char b[32];
-  std::snprintf(b, sizeof b, "%.*f", digits, v);
-  return b;
-}
+std::string fixed(double v, int digits) { return std::isnan(v) ? "-" : train::format_fixed(v, digits); }
 
 Json read_json(const std::string& path) { return Json::parse(io::read_file(path)); }
 

@@ -199,6 +199,13 @@ void rename_path(const std::string& from, const std::string& to) {
     throw std::runtime_error(os_error("cannot rename '" + from + "' to", to, errno));
 }
 
+std::string base_name(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  const size_t slash = p.rfind('/');
+  return slash == std::string::npos || p.size() == 1 ? p : p.substr(slash + 1);
+}
+
 std::string canonical_path(const std::string& path) {
   char buf[PATH_MAX];
   if (::realpath(path.c_str(), buf)) return buf;

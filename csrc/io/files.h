@@ -64,6 +64,9 @@ std::vector<std::string> list_dir(const std::string& dir);
 void make_dirs(const std::string& path);    // mkdir -p; throws naming the path
 void remove_tree(const std::string& path);  // rm -rf without following symlinks; absent is fine
 void rename_path(const std::string& from, const std::string& to);
+// The last name of a path, lexically, trailing slashes ignored
+// ("runs/tiny/two-stage/" -> "two-stage", "/" -> "/").
+std::string base_name(const std::string& path);
 // Absolute, symlink-free form of path (its parent's, plus the last name, if
 // path does not exist yet); for comparing paths.
 std::string canonical_path(const std::string& path);

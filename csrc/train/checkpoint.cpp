@@ -43,13 +43,6 @@ std::string trim_slashes(std::string path) {
   return path;
 }
 
-// The last name of a path ("runs/tiny/two-stage/" -> "two-stage").
-std::string base_name(const std::string& path) {
-  const std::string p = trim_slashes(path);
-  const size_t slash = p.rfind('/');
-  return slash == std::string::npos ? p : p.substr(slash + 1);
-}
-
 // The directory above a path, lexically ("a/b/c" -> "a/b", "c" -> ".").
 std::string parent_dir(const std::string& path) {
   const std::string p = trim_slashes(path);
@@ -315,7 +308,7 @@ CheckpointRef resolve_checkpoint(const std::string& path, const std::string& arm
   if (!single.empty()) {
     ref.checkpoint = single;
     ref.run_dir = run_dir_of(single);
-    if (!arm.empty() && base_name(ref.run_dir) != arm) {
+    if (!arm.empty() && io::base_name(ref.run_dir) != arm) {
       throw CheckpointError("--arm " + arm + ": " + path + " is the checkpoint of run " + ref.run_dir +
                             ", not of an arm named " + arm + " (give the directory that holds the arms)");
     }

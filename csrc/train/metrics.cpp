@@ -76,6 +76,12 @@ std::string format_duration(double s) {
   return buf;
 }
 
+std::string format_fixed(double v, int digits) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.*f", digits, v);
+  return b;
+}
+
 std::string format_count(double n) {
   char buf[32];
   if (n >= 1e6) {

@@ -74,6 +74,8 @@ class Progress {
 std::string format_duration(double seconds);
 // "12.3k", "1.2M".
 std::string format_count(double n);
+// v with `digits` decimals ("%.*f").
+std::string format_fixed(double v, int digits);
 
 // Seconds since construction.
 class Stopwatch {

@@ -31,11 +31,7 @@ std::string step_dir_name(int64_t step) {
   return b;
 }
 
-std::string fixed(double v, int digits) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.*f", digits, v);
-  return b;
-}
+std::string fixed(double v, int digits) { return format_fixed(v, digits); }
 
 std::string signed_fixed(double v, int digits) {
   char b[32];

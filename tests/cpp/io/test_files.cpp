@@ -143,5 +143,13 @@ TEST(Files, CrashMidWriteLeavesOldFile) {
   }
 }
 
+TEST(Paths, BaseNameIsTheLastNameWithTrailingSlashesIgnored) {
+  EXPECT_EQ(base_name("runs/tiny/two-stage/"), "two-stage");
+  EXPECT_EQ(base_name("runs/tiny/two-stage"), "two-stage");
+  EXPECT_EQ(base_name("dense"), "dense");
+  EXPECT_EQ(base_name("/"), "/");
+  EXPECT_EQ(base_name("/a//"), "a");
+}
+
 }  // namespace
 }  // namespace lighthouse::io
