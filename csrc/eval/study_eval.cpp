@@ -114,8 +114,6 @@ StudyEval evaluate_study(const StudyEvalOptions& o) {
              " | " + fixed(seconds, 1) + " |\n";
   }
 
-  const std::string combined = join(join(o.study_dir, "eval"), "loss_all.json");
-  write_json(combined, Json{{"format", "lighthouse-loss"}, {"version", 1}, {"results", all_loss}});
   std::vector<std::string> warnings;
   // The combined loss-by-position figure: final models and the Lighthouse
   // model at each switch (the dense-at-switch lines sit on the finals' scale
@@ -124,7 +122,7 @@ StudyEval evaluate_study(const StudyEvalOptions& o) {
   for (size_t i = 0; i < points.size(); ++i) {
     if (points[i].point != "dense-at-switch") shown.push_back(all_loss[i]);
   }
-  const std::string shown_path = join(join(o.study_dir, "eval"), "loss_shown.json");
+  const std::string shown_path = join(join(o.study_dir, "eval"), "loss_by_position.json");
   write_json(shown_path, Json{{"format", "lighthouse-loss"}, {"version", 1}, {"results", shown}});
   std::string why = plot_loss({shown_path}, join(o.study_dir, "loss_by_position.png"));
   if (!why.empty()) warnings.push_back("loss_by_position.png: " + why);

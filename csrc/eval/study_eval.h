@@ -20,7 +20,8 @@
  *   curves.png              validation and training loss of every arm vs
  *                           tokens and vs training wall-clock
  *   loss_by_position.png    every arm's final model and the Lighthouse
- *                           model at each switch, one line each
+ *                           model at each switch, one line each (its data:
+ *                           eval/loss_by_position.json)
  * Resumable: an evaluation whose two JSON files exist is read back, not rerun.
  * The same protocol (contexts, depths, trials, seed) and the same validation
  * windows are used for every evaluation, so rows compare directly.
