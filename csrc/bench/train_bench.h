@@ -45,7 +45,7 @@ struct TrainBenchRun {
   bool fused = false;
   std::string layers;                                                     // "DDLL...L" (D dense, L Lighthouse)
   std::string checkpointing;                                              // the plan, or "none" / "full"
-  bool fused_optimizer = false;                                           // at::_fused_adamw_
+  bool fused_optimizer = false;                                           // fused::adamw_ (train/optim.h)
   int64_t tokens = 0;                                                     // per step
   double forward_ms = 0, backward_ms = 0, optimizer_ms = 0, step_ms = 0;  // medians
   double tokens_per_s = 0;

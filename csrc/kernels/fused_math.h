@@ -299,4 +299,34 @@ LH_HD double ce_grad(double z, double lse, bool is_target, double g) {
   return g * (exp_d(z - lse) - (is_target ? 1.0 : 0.0));
 }
 
+// AdamW, one fp32 element (AdamWParams): every operation rounds to fp32 in
+// the order of the unfused update (train/optim.cpp, which is
+// torch::optim::AdamW's), with the scalars computed in double on the host
+// and rounded to fp32 once, as ATen does with a double scalar on an fp32
+// tensor.
+struct AdamWScalars {
+  float decay = 1;       // 1 - lr * weight_decay (1: no decay)
+  float beta1 = 0;       // beta1
+  float one_m_beta1 = 0; // 1 - beta1
+  float beta2 = 0;       // beta2
+  float one_m_beta2 = 0; // 1 - beta2
+  float sqrt_bias2 = 1;  // sqrt(1 - beta2^step)
+  float eps = 0;
+  float neg_step = 0;    // -lr / (1 - beta1^step)
+};
+LH_HD void adamw_element(float* p, float g, float* m, float* v, const AdamWScalars& s) {
+  const float pd = *p * s.decay;
+  const float m1 = *m * s.beta1 + s.one_m_beta1 * g;
+  const float v1 = *v * s.beta2 + (s.one_m_beta2 * g) * g;
+#if defined(__CUDA_ARCH__)
+  const float root = __fsqrt_rn(v1);
+#else
+  const float root = std::sqrt(v1);
+#endif
+  const float denom = root / s.sqrt_bias2 + s.eps;
+  *p = pd + s.neg_step * (m1 / denom);
+  *m = m1;
+  *v = v1;
+}
+
 }  // namespace lighthouse::fused_math

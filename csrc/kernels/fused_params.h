@@ -15,6 +15,7 @@
 
 #include <cstdint>
 
+#include "fused_math.h"
 #include "params.h"
 
 namespace lighthouse {
@@ -164,6 +165,27 @@ struct OrderedSumParams {
   int64_t n = 0;
   const double* x_ptr = nullptr;  // [n]
   double* out_ptr = nullptr;      // scalar
+};
+
+// AdamW on fp32 tensors (fused_math.h adamw_element): for each tensor i of
+// the batch and element e < n: param, exp_avg and exp_avg_sq updated in
+// place from grad (fp32). A batch travels by value in the kernel's
+// parameters, so a step is ceil(tensors / kAdamWBatch) launches and no copy
+// of a pointer table.
+constexpr int kAdamWBatch = 48;
+struct AdamWTensor {
+  float* param = nullptr;
+  const float* grad = nullptr;
+  float* exp_avg = nullptr;
+  float* exp_avg_sq = nullptr;
+  int64_t n = 0;
+};
+struct AdamWParams {
+  AdamWTensor tensors[kAdamWBatch];
+  int count = 0;
+  // Whether tensor i decays (decay factor) or not (factor 1).
+  bool decay[kAdamWBatch] = {};
+  fused_math::AdamWScalars scalars;
 };
 
 }  // namespace lighthouse

@@ -16,6 +16,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -732,6 +733,50 @@ at::Tensor swiglu_down(const at::Tensor& gate, const at::Tensor& up, const at::T
   LH_CHECK(w_down.dim() == 2 && w_down.size(1) == gate.size(-1),
            "fused swiglu_down: w_down must be [D, F = ", gate.size(-1), "], got ", w_down.sizes());
   return SwigluDownFunction::apply(gate, up, w_down, recompute);
+}
+
+void adamw_(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads,
+            const std::vector<at::Tensor>& exp_avgs, const std::vector<at::Tensor>& exp_avg_sqs,
+            const std::vector<bool>& decay, double lr, double beta1, double beta2, double weight_decay, double eps,
+            int64_t step) {
+  const char* op = "fused adamw";
+  const size_t n = params.size();
+  LH_CHECK(grads.size() == n && exp_avgs.size() == n && exp_avg_sqs.size() == n && decay.size() == n, op,
+           ": params, grads, exp_avgs, exp_avg_sqs and decay must have one entry per parameter, got ", n, ", ",
+           grads.size(), ", ", exp_avgs.size(), ", ", exp_avg_sqs.size(), ", ", decay.size());
+  LH_CHECK(step >= 1, op, ": step = ", step, " must be >= 1 (the 1-based update count)");
+  if (n == 0) return;
+  const at::Device device = params[0].device();
+  for (size_t i = 0; i < n; ++i) {
+    for (const at::Tensor* t : {&params[i], &grads[i], &exp_avgs[i], &exp_avg_sqs[i]}) {
+      LH_CHECK(t->defined() && t->scalar_type() == at::kFloat && t->is_contiguous() && t->device() == device, op,
+               ": tensor ", i, " and its gradient and moments must be contiguous float32 on ", device);
+      LH_CHECK(t->sizes() == params[i].sizes(), op, ": tensor ", i, ": gradient or moment of shape ", t->sizes(),
+               " for a parameter of shape ", params[i].sizes());
+    }
+  }
+  const double bias1 = 1.0 - std::pow(beta1, static_cast<double>(step));
+  const double bias2 = 1.0 - std::pow(beta2, static_cast<double>(step));
+  AdamWParams p;
+  p.scalars.decay = static_cast<float>(1.0 - lr * weight_decay);
+  p.scalars.beta1 = static_cast<float>(beta1);
+  p.scalars.one_m_beta1 = static_cast<float>(1.0 - beta1);
+  p.scalars.beta2 = static_cast<float>(beta2);
+  p.scalars.one_m_beta2 = static_cast<float>(1.0 - beta2);
+  p.scalars.sqrt_bias2 = static_cast<float>(std::sqrt(bias2));
+  p.scalars.eps = static_cast<float>(eps);
+  p.scalars.neg_step = static_cast<float>(-(lr / bias1));
+  at::NoGradGuard no_grad;
+  for (size_t first = 0; first < n; first += kAdamWBatch) {
+    p.count = static_cast<int>(std::min<size_t>(kAdamWBatch, n - first));
+    for (int j = 0; j < p.count; ++j) {
+      const size_t i = first + static_cast<size_t>(j);
+      p.tensors[j] = AdamWTensor{params[i].data_ptr<float>(), grads[i].data_ptr<float>(), exp_avgs[i].data_ptr<float>(),
+                                 exp_avg_sqs[i].data_ptr<float>(), params[i].numel()};
+      p.decay[j] = decay[i] && weight_decay != 0;
+    }
+    launch(kWhat, device, p, run_adamw_cpu, LH_CUDA_FN(run_adamw));
+  }
 }
 
 std::tuple<at::Tensor, at::Tensor> linear_cross_entropy(const at::Tensor& h, const at::Tensor& weight,

@@ -92,4 +92,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> add_norm_gate_up(const at::Tensor
 // unless recompute).
 at::Tensor swiglu_down(const at::Tensor& gate, const at::Tensor& up, const at::Tensor& w_down, bool recompute);
 
+// One AdamW update (step = the 1-based update count) of fp32 tensors in
+// place, as train::AdamW's unfused update (decoupled weight decay on the
+// tensors where decay[i], bias-corrected moments), rounded the same way:
+// the scalars in double, then fp32 (kernels/fused_math.h adamw_element).
+// A few launches a step on CUDA (48 tensors each); CPU and CUDA agree bit
+// for bit. params, grads and moments: contiguous fp32, one device, equal sizes.
+void adamw_(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads,
+            const std::vector<at::Tensor>& exp_avgs, const std::vector<at::Tensor>& exp_avg_sqs,
+            const std::vector<bool>& decay, double lr, double beta1, double beta2, double weight_decay, double eps,
+            int64_t step);
+
 }  // namespace lighthouse::fused

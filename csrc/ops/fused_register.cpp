@@ -12,6 +12,8 @@
  *   _fused_linear_cross_entropy(h, weight, targets, ignore_index, chunk_rows) -> (sum, count)
  *   _fused_norm_qkv, _fused_add_norm_gate_up, _fused_swiglu_down: the block
  *   pieces with optional recompute (fused.h)
+ *   _fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, decay, lr, beta1, beta2,
+ *                 weight_decay, eps, step): one AdamW update in place (decay: 0/1 per tensor)
  */
 #include <torch/library.h>
 
@@ -26,6 +28,14 @@ std::tuple<at::Tensor, at::Tensor> rope_copy(const at::Tensor& q, const at::Tens
 }
 
 at::Tensor inv_freq_cpu(int64_t head_dim, double theta) { return rope_inv_freq(head_dim, theta, at::kCPU); }
+
+void adamw_op(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs, at::TensorList exp_avg_sqs,
+              at::IntArrayRef decay, double lr, double beta1, double beta2, double weight_decay, double eps,
+              int64_t step) {
+  std::vector<bool> d;
+  for (const int64_t x : decay) d.push_back(x != 0);
+  adamw_(params.vec(), grads.vec(), exp_avgs.vec(), exp_avg_sqs.vec(), d, lr, beta1, beta2, weight_decay, eps, step);
+}
 
 }  // namespace
 
@@ -51,6 +61,10 @@ TORCH_LIBRARY(lighthouse_fused, m) {
       "ScalarType dtype, bool recompute) -> (Tensor, Tensor, Tensor)",
       &add_norm_gate_up);
   m.def("_fused_swiglu_down(Tensor gate, Tensor up, Tensor w_down, bool recompute) -> Tensor", &swiglu_down);
+  m.def(
+      "_fused_adamw_(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] exp_avgs, Tensor(c!)[] exp_avg_sqs, "
+      "int[] decay, float lr, float beta1, float beta2, float weight_decay, float eps, int step) -> ()",
+      &adamw_op);
 }
 
 }  // namespace lighthouse::fused

@@ -9,6 +9,8 @@
 
 #include <cmath>
 
+#include "ops/fused.h"
+
 namespace lighthouse::train {
 
 AdamW::AdamW(const std::vector<std::pair<std::string, at::Tensor>>& params, const config::OptimConfig& cfg,
@@ -23,28 +25,23 @@ AdamW::AdamW(const std::vector<std::pair<std::string, at::Tensor>>& params, cons
   fused_ = impl == AdamWImpl::kFused || (impl == AdamWImpl::kAuto && fusable && params[0].second.is_cuda());
   TORCH_CHECK(!fused_ || fusable,
               "fused AdamW needs contiguous float32 parameters on one device; use the unfused implementation");
-  if (fused_) step_count_ = at::zeros({}, params[0].second.options().requires_grad(false));
 }
 
 void AdamW::step_fused(double lr) {
-  // One scalar serves every parameter: all share the update count (a
-  // parameter without a gradient skips the update but not the count, as in
-  // the unfused path). The kernel only reads it.
-  step_count_.fill_(static_cast<double>(steps_taken_));
-  for (const bool decay : {true, false}) {
-    std::vector<at::Tensor> params, grads, exp_avgs, exp_avg_sqs, steps;
-    for (Slot& s : slots_) {
-      if (s.decay != decay || !s.param.grad().defined()) continue;
-      params.push_back(s.param);
-      grads.push_back(s.param.grad());
-      exp_avgs.push_back(s.exp_avg);
-      exp_avg_sqs.push_back(s.exp_avg_sq);
-      steps.push_back(step_count_);
-    }
-    if (params.empty()) continue;
-    at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, lr, cfg_.beta1, cfg_.beta2,
-                      decay ? cfg_.weight_decay : 0.0, cfg_.eps, /*amsgrad=*/false, /*maximize=*/false);
+  // Parameters without a gradient skip the update but not the count, as in
+  // the unfused path.
+  std::vector<at::Tensor> params, grads, exp_avgs, exp_avg_sqs;
+  std::vector<bool> decay;
+  for (Slot& s : slots_) {
+    if (!s.param.grad().defined()) continue;
+    params.push_back(s.param);
+    grads.push_back(s.param.grad());
+    exp_avgs.push_back(s.exp_avg);
+    exp_avg_sqs.push_back(s.exp_avg_sq);
+    decay.push_back(s.decay);
   }
+  fused::adamw_(params, grads, exp_avgs, exp_avg_sqs, decay, lr, cfg_.beta1, cfg_.beta2, cfg_.weight_decay, cfg_.eps,
+                steps_taken_);
 }
 
 void AdamW::step(double lr) {

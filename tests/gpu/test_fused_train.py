@@ -2,7 +2,7 @@
 `lighthouse bench train --check-only` on CUDA. Skipped where CUDA or the
 program is absent. The program's checks (csrc/bench/train_check.h):
 
-- fused AdamW (at::_fused_adamw_) vs the unfused update over several steps
+- fused AdamW (fused::adamw_) vs the unfused update over several steps
   on CUDA, both against a float64 CPU run: within the tolerance rule;
 - the tiny model's training losses and parameters after a few steps with the
   fused kernels vs without, both against a float64 CPU run of the same

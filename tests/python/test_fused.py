@@ -369,6 +369,62 @@ def test_repeats_and_thread_counts_are_bit_identical():
             assert a.isfinite().all() and torch.equal(a, b), f"{threads} threads"
 
 
+# --- AdamW ------------------------------------------------------------------------------
+
+def adamw_reference(params, grads_per_step, decay, lr, beta1, beta2, wd, eps):
+    """torch.optim.AdamW (single-tensor, the unfused update) on copies of params."""
+    ps = [p.clone().requires_grad_() for p in params]
+    groups = [{"params": [p for p, d in zip(ps, decay) if d], "weight_decay": wd},
+              {"params": [p for p, d in zip(ps, decay) if not d], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr[0], betas=(beta1, beta2), eps=eps,
+                            foreach=False, fused=False)
+    for k, grads in enumerate(grads_per_step):
+        for p, g in zip(ps, grads):
+            p.grad = g.to(p.dtype)
+        for g in opt.param_groups:
+            g["lr"] = lr[k]
+        opt.step()
+    return [p.detach() for p in ps] + [opt.state[p][n] for n in ("exp_avg", "exp_avg_sq") for p in ps]
+
+
+def test_adamw_within_rule_of_torch_adamw():
+    """The fused op (CPU twin of the CUDA kernel) over 5 steps vs torch.optim.AdamW in
+    fp32, both against torch.optim.AdamW in float64: parameters and moments."""
+    shapes, decay = [(33, 17), (7,), (5, 3, 4)], [True, False, True]
+    params = [randn(*sh, seed=80 + i) for i, sh in enumerate(shapes)]
+    grads = [[randn(*sh, seed=90 + 5 * i + k, scale=k + 1) for i, sh in enumerate(shapes)] for k in range(5)]
+    lr = [1e-2 * (k + 1) for k in range(5)]
+    ref_out = adamw_reference([p.double() for p in params], grads, decay, lr, 0.9, 0.95, 0.1, 1e-8)
+    stock = adamw_reference(params, grads, decay, lr, 0.9, 0.95, 0.1, 1e-8)
+    ps = [p.clone() for p in params]
+    m = [torch.zeros_like(p) for p in ps]
+    v = [torch.zeros_like(p) for p in ps]
+    for k in range(5):
+        torch.ops.lighthouse_fused._fused_adamw_(ps, grads[k], m, v, [int(d) for d in decay], lr[k], 0.9, 0.95, 0.1,
+                                                 1e-8, k + 1)
+    names = [f"{kind}{i}" for kind in ("param", "exp_avg", "exp_avg_sq") for i in range(len(ps))]
+    for name, a, st, r in zip(names, ps + m + v, stock, ref_out):
+        assert_within_rule(name, a, r, st, "out")
+    # Decay applies only where asked: a no-decay tensor with zero gradients stays put.
+    z = [torch.ones(4)]
+    torch.ops.lighthouse_fused._fused_adamw_(z, [torch.zeros(4)], [torch.zeros(4)], [torch.zeros(4)], [0], 0.1, 0.9,
+                                             0.95, 0.5, 1e-8, 1)
+    assert torch.equal(z[0], torch.ones(4))
+
+
+def test_adamw_bad_inputs_name_the_value():
+    p, g = [torch.zeros(3)], [torch.zeros(4)]
+    with pytest.raises(RuntimeError, match="shape"):
+        torch.ops.lighthouse_fused._fused_adamw_(p, g, [torch.zeros(3)], [torch.zeros(3)], [1], 0.1, 0.9, 0.95, 0.1,
+                                                 1e-8, 1)
+    with pytest.raises(RuntimeError, match="float32"):
+        torch.ops.lighthouse_fused._fused_adamw_([torch.zeros(3, dtype=torch.float64)], [torch.zeros(3)],
+                                                 [torch.zeros(3)], [torch.zeros(3)], [1], 0.1, 0.9, 0.95, 0.1, 1e-8, 1)
+    with pytest.raises(RuntimeError, match="step = 0"):
+        torch.ops.lighthouse_fused._fused_adamw_([torch.zeros(3)], [torch.zeros(3)], [torch.zeros(3)],
+                                                 [torch.zeros(3)], [1], 0.1, 0.9, 0.95, 0.1, 1e-8, 0)
+
+
 # --- bad inputs ------------------------------------------------------------------------
 
 def test_bad_inputs_name_the_value():

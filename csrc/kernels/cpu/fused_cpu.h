@@ -27,5 +27,7 @@ void run_cross_entropy_cpu(const CrossEntropyParams& p, const CpuExec& ex);
 // Writes dlogits of every row.
 void run_cross_entropy_backward_cpu(const CrossEntropyBackwardParams& p, const CpuExec& ex);
 void run_ordered_sum_cpu(const OrderedSumParams& p, const CpuExec& ex);
+// Updates param, exp_avg and exp_avg_sq of every tensor of the batch in place.
+void run_adamw_cpu(const AdamWParams& p, const CpuExec& ex);
 
 }  // namespace lighthouse

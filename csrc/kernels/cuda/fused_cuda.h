@@ -27,5 +27,6 @@ void run_swiglu_backward(const SwigluBackwardParams& p, cudaStream_t stream);
 void run_cross_entropy(const CrossEntropyParams& p, cudaStream_t stream);
 void run_cross_entropy_backward(const CrossEntropyBackwardParams& p, cudaStream_t stream);
 void run_ordered_sum(const OrderedSumParams& p, cudaStream_t stream);
+void run_adamw(const AdamWParams& p, cudaStream_t stream);
 
 }  // namespace lighthouse
