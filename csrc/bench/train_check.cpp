@@ -61,6 +61,7 @@ at::Tensor tokens_for(const config::Config& c, uint64_t seed) {
 
 struct Trained {
   std::vector<double> losses;
+  std::vector<at::Tensor> logits;  // of each step, before its update (with `logits`)
   std::vector<at::Tensor> params;  // after the steps
   std::vector<at::Tensor> grads;   // of the last step
 };
@@ -70,7 +71,7 @@ struct Trained {
 // checkpoint mode on every layer (segments of 2 when `segments`).
 Trained train(const config::Config& c, const at::Device& device, at::ScalarType dtype, bool fused, int steps,
               const at::Tensor& tokens, train::AdamWImpl impl = train::AdamWImpl::kUnfused,
-              const train::LayerRecompute* recompute = nullptr, bool segments = false) {
+              const train::LayerRecompute* recompute = nullptr, bool segments = false, bool logits = false) {
   at::AutoGradMode grad_mode(true);
   model::Llama m(c.model, model::attention_plan(c.model, c.lighthouse), device, static_cast<uint64_t>(c.train.seed));
   m.set_compute_dtype(dtype);
@@ -92,6 +93,10 @@ Trained train(const config::Config& c, const at::Device& device, at::ScalarType 
     const at::Tensor loss = model::mean_loss(m.next_token_loss(t, data::kPad));
     loss.backward();
     out.losses.push_back(loss.item<double>());
+    if (logits) {
+      at::NoGradGuard no_grad;
+      out.logits.push_back(m.forward(t.narrow(1, 0, t.size(1) - 1)).detach().to(at::kCPU, at::kFloat));
+    }
     if (s + 1 == steps) {
       for (const auto& p : params) out.grads.push_back(p.grad().detach().clone());
     }
@@ -146,20 +151,31 @@ CheckResult check_adamw(const at::Device& device) {
               r.bound(2))};
 }
 
+// The rule applies to outputs element by element: the logits of every step
+// (the model's output at that step's weights: 3 x 512 x 256 values) and the
+// trained parameters. The three mean losses are reported, not judged: a
+// maximum over three scalars, each a sum of thousands of rounding errors of
+// either sign, is one noisy draw (fp32: both paths within a few ulps; bf16 on
+// CPU, 2026-12-01: fused 4.2e-3, unfused 3.9e-3; on an H200 fused 3.3e-3,
+// unfused 0.8e-3, which a rule on those three numbers failed).
 CheckResult check_model(const at::Device& device, at::ScalarType dtype, bool dense, const char* name) {
   const config::Config c = tiny_config(dense);
   const at::Tensor tokens = tokens_for(c, 21);
-  const Trained ref = train(c, at::kCPU, at::kDouble, false, 3, tokens);
-  const Trained stock = train(c, device, dtype, false, 3, tokens);
-  const Trained fused = train(c, device, dtype, true, 3, tokens);
+  const train::LayerRecompute* none = nullptr;
+  const Trained ref = train(c, at::kCPU, at::kDouble, false, 3, tokens, train::AdamWImpl::kUnfused, none, false, true);
+  const Trained stock = train(c, device, dtype, false, 3, tokens, train::AdamWImpl::kUnfused, none, false, true);
+  const Trained fused = train(c, device, dtype, true, 3, tokens, train::AdamWImpl::kUnfused, none, false, true);
+  const Rule zr = rule(at::cat(fused.logits), at::cat(stock.logits), at::cat(ref.logits));
+  const Rule pr = rule(flat(fused.params), flat(stock.params), flat(ref.params));
   const Rule lr = rule(losses_tensor(fused.losses).to(at::kFloat), losses_tensor(stock.losses).to(at::kFloat),
                        losses_tensor(ref.losses));
-  const Rule pr = rule(flat(fused.params), flat(stock.params), flat(ref.params));
-  const bool ok = lr.err <= lr.bound(2) && pr.err <= pr.bound(3);
+  const bool ok = zr.err <= zr.bound(2) && pr.err <= pr.bound(3);
   return {name, ok,
-          fmt("losses: fused err %.3e, unfused err %.3e, bound %.3e; ", lr.err, lr.stock_err, lr.bound(2)) +
-              fmt("parameters after 3 steps: fused err %.3e, unfused err %.3e, bound %.3e", pr.err, pr.stock_err,
-                  pr.bound(3))};
+          fmt("logits of 3 steps: fused err %.3e, unfused err %.3e, bound %.3e; ", zr.err, zr.stock_err,
+              zr.bound(2)) +
+              fmt("parameters after 3 steps: fused err %.3e, unfused err %.3e, bound %.3e; ", pr.err, pr.stock_err,
+                  pr.bound(3)) +
+              fmt("mean losses (reported): fused err %.3e, unfused err %.3e", lr.err, lr.stock_err)};
 }
 
 CheckResult check_lighthouse_close(const at::Device& device, at::ScalarType dtype) {
@@ -209,13 +225,15 @@ CheckResult check_deterministic(const at::Device& device, at::ScalarType dtype) 
 
 }  // namespace
 
-std::vector<CheckResult> run_training_checks(const at::Device& device) {
-  const at::ScalarType dtype = device.is_cuda() ? at::kBFloat16 : at::kFloat;
+std::vector<CheckResult> run_training_checks(const at::Device& device, at::ScalarType dtype) {
+  if (dtype == at::ScalarType::Undefined) dtype = device.is_cuda() ? at::kBFloat16 : at::kFloat;
+  TORCH_CHECK(dtype == at::kFloat || dtype == at::kBFloat16, "training checks: dtype float32 or bfloat16, got ",
+              dtype);
   std::vector<CheckResult> out;
   out.push_back(check_adamw(device));
   out.push_back(check_model(device, dtype, /*dense=*/true, "model"));
-  out.push_back(device.is_cuda() ? check_lighthouse_close(device, dtype)
-                                 : check_model(device, dtype, /*dense=*/false, "lighthouse"));
+  out.push_back(dtype == at::kBFloat16 ? check_lighthouse_close(device, dtype)
+                                       : check_model(device, dtype, /*dense=*/false, "lighthouse"));
   out.push_back(check_recompute(device, dtype));
   out.push_back(check_deterministic(device, dtype));
   return out;

@@ -43,11 +43,11 @@ std::string number(double v, const char* f) {
   return buf;
 }
 
-bool run_checks(const at::Device& device) {
+bool run_checks(const at::Device& device, at::ScalarType dtype) {
   std::printf("checks of the fused path on %s (csrc/bench/train_check.h):\n", device.str().c_str());
   std::fflush(stdout);
   bool all = true;
-  for (const bench::CheckResult& r : bench::run_training_checks(device)) {
+  for (const bench::CheckResult& r : bench::run_training_checks(device, dtype)) {
     std::printf("  %-13s %s  %s\n", r.name.c_str(), r.passed ? "ok  " : "FAIL", r.detail.c_str());
     std::fflush(stdout);
     all = all && r.passed;
@@ -72,6 +72,7 @@ int bench_train_main(int argc, char** argv) {
   std::string attention = "both", fused = "both", json_path;
   double peak_tflops = 0;
   bool check_only = false, no_check = false, no_profile = false;
+  std::string check_dtype;
   CLI::App app{
       "Training-step benchmark: forward, backward and optimizer of a preset's step; tokens/s, MFU, peak "
       "memory and a breakdown by category; Lighthouse and dense, without and with the fused kernels",
@@ -94,6 +95,8 @@ int bench_train_main(int argc, char** argv) {
   app.add_flag("--no-profile", no_profile, "skip the profiled step (no breakdown)");
   app.add_flag("--no-check", no_check, "skip the checks before timing");
   app.add_flag("--check-only", check_only, "run the checks only (exit 1 if one fails)");
+  app.add_option("--check-dtype", check_dtype,
+                 "compute dtype of the checks: float32 | bfloat16 (default: bfloat16 on CUDA, float32 on CPU)");
   app.add_option("--json", json_path, "write every number to this JSON file");
   std::vector<char*> rest = {argv[0]};
   for (auto& a : args) rest.push_back(a.data());
@@ -111,7 +114,12 @@ int bench_train_main(int argc, char** argv) {
   TORCH_CHECK(fused == "off" || fused == "on" || fused == "both", "--fused must be off, on or both, got '", fused, "'");
 
   if (check_only || !no_check) {
-    const bool ok = run_checks(at::Device(c.device));
+    TORCH_CHECK(check_dtype.empty() || check_dtype == "float32" || check_dtype == "bfloat16",
+                "--check-dtype must be float32 or bfloat16, got '", check_dtype, "'");
+    const at::ScalarType dt = check_dtype.empty()        ? at::ScalarType::Undefined
+                              : check_dtype == "float32" ? at::kFloat
+                                                         : at::kBFloat16;
+    const bool ok = run_checks(at::Device(c.device), dt);
     if (check_only || !ok) return ok ? 0 : 1;
   }
   try {
