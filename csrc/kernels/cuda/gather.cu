@@ -21,6 +21,9 @@
  * fit); (batch row, head) pairs come from the grid's y dimension, so no
  * kernel divides 64-bit integers per row.
  */
+#include <cstdio>
+#include <cstdlib>
+
 #include "common.cuh"
 #include "kernels_cuda.h"
 
@@ -185,11 +188,17 @@ __global__ void __launch_bounds__(kThreads)
 // Sums in the fixed order: heads, then levels.
 struct TokenLayout {
   RowLayout row;
-  int chunk;     // tokens per block task (a power of two)
-  int max_rows;  // staged rows (levels >= 1) per task, all heads of the group; the slots follow them
+  int chunk;        // tokens per block task (a power of two)
+  int max_rows;     // staged rows (levels >= 1) per task, all heads of the group; the slots follow them
+  bool heads_fast;  // task order: pairs of one chunk together (else chunks of one pair)
 };
 
-constexpr int kChunk = 128;  // tokens per block task, unless shared memory is short
+// Tokens per block task, unless shared memory is short. 256 measured on an
+// H200 (scripts/tune-token-gather.sh, 2026-12-01): gather backward 10% faster
+// than 128 on issue 14's shapes (2.40 -> 2.16 ms at B=2 N=256K H=16/4 d=64;
+// 0.86 -> 0.79 ms at N=200,000), 64 slower; the task order made no
+// difference beyond noise.
+constexpr int kChunk = 256;
 // Tokens in flight per lane group. Measured on an H100 (bench op --stages,
 // 2026-11-22): 2 tokens and four blocks an SM beat 4 tokens with three or
 // four blocks (scatter 0.30 vs 0.32-0.34 ms at N=256K, top_k=512).
@@ -222,11 +231,17 @@ __global__ void __launch_bounds__(kThreads, 4)  // <= 64 registers: four blocks 
   const int N = static_cast<int>(g.N);
   const int chunks = (N + lay.chunk - 1) / lay.chunk;
   const int pairs = static_cast<int>(g.B) * heads;
-  for (int y = blockIdx.y; y < pairs; y += gridDim.y) {
-    const int hx = y % heads;
-    const int b = y / heads;
-    const T* rows_b = static_cast<const T*>(rows.ptr) + b * rows.batch_stride;
-    for (int ch = blockIdx.x; ch < chunks; ch += gridDim.x) {
+  const int64_t tasks = int64_t{chunks} * pairs;
+  // Tasks in launch order: with lay.heads_fast the (row, head) pairs of one
+  // chunk run side by side (their outputs interleave in memory), else the
+  // chunks of one pair.
+  for (int64_t task = blockIdx.x; task < tasks; task += gridDim.x) {
+    const int y = static_cast<int>(lay.heads_fast ? task % pairs : task / chunks);
+    const int ch = static_cast<int>(lay.heads_fast ? task / pairs : task % chunks);
+    {
+      const int hx = y % heads;
+      const int b = y / heads;
+      const T* rows_b = static_cast<const T*>(rows.ptr) + b * rows.batch_stride;
       const int t_first = ch * lay.chunk;
       const int t_last = min(t_first + lay.chunk, N) - 1;
       if (threadIdx.x == 0) {
@@ -359,6 +374,32 @@ void launch_slot_gather(const Geometry& g, const SlotJobs& jobs, const int32_t* 
   LH_CHECK_LAUNCH();
 }
 
+// The token gather's launch choices (defaults above);
+// LIGHTHOUSE_TOKEN_GATHER="chunk=C,heads_fast=0|1" overrides them for tuning
+// runs (scripts/tune-token-gather.sh; read once).
+struct TokenTuning {
+  int chunk = kChunk;
+  bool heads_fast = false;
+};
+
+inline TokenTuning token_tuning() {
+  static const TokenTuning t = [] {
+    TokenTuning r;
+    const char* env = std::getenv("LIGHTHOUSE_TOKEN_GATHER");
+    if (env == nullptr) return r;
+    int c = 0, h = 0;
+    if (std::sscanf(env, "chunk=%d,heads_fast=%d", &c, &h) == 2 && c >= kTok && (c & (c - 1)) == 0) {
+      r.chunk = c;
+      r.heads_fast = h != 0;
+    } else {
+      throw std::runtime_error(std::string("LIGHTHOUSE_TOKEN_GATHER='") + env +
+                               "': expected chunk=C,heads_fast=0|1 with C a power of two");
+    }
+    return r;
+  }();
+  return t;
+}
+
 template <typename T, bool kShifted, bool kScaled>
 void launch_token_gather(const Geometry& g, const SubTensor& rows, const TokenTensor& out, const int32_t* inv,
                          cudaStream_t stream, const SubTensor& spill = {}) {
@@ -368,10 +409,12 @@ void launch_token_gather(const Geometry& g, const SubTensor& rows, const TokenTe
   // Chunks halve until the staged rows and slots fit the budget.
   constexpr size_t kSmemBudget = 64 * 1024;  // keeps several blocks on an SM
   const int64_t group = g.H / out.heads;
+  const TokenTuning tune = token_tuning();
   TokenLayout lay;
   lay.row = row_layout<T>(g.d);
+  lay.heads_fast = tune.heads_fast;
   size_t smem = 0;
-  for (lay.chunk = kChunk;; lay.chunk /= 2) {
+  for (lay.chunk = tune.chunk;; lay.chunk /= 2) {
     int64_t staged = 0;
     for (int l = 1; l < g.L; ++l) staged += (lay.chunk >> (l * g.log2_p)) + 2;
     lay.max_rows = static_cast<int>(group * staged);
@@ -379,7 +422,7 @@ void launch_token_gather(const Geometry& g, const SubTensor& rows, const TokenTe
            static_cast<size_t>(group * (lay.chunk + 2 + staged)) * sizeof(int32_t);
     if (smem <= kSmemBudget || lay.chunk <= kTok) break;
   }
-  const dim3 grid(grid_blocks(g.N, lay.chunk), grid_y(g.B * out.heads));
+  const dim3 grid(grid_blocks(((g.N + lay.chunk - 1) / lay.chunk) * g.B * out.heads, 1));
   auto launch = [&](auto kernel) {
     if (smem > 48 * 1024) {
       LH_CUDA_CHECK(
