@@ -106,8 +106,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sdpa_backward(SdpaBackend backend
       return at::_scaled_dot_product_flash_attention_backward(dout, q, k, v, out, l, meta.cum_q, meta.cum_k, meta.max_q,
                                                               meta.max_k, 0.0, causal, meta.seed, meta.offset, scale);
     case SdpaBackend::kEfficient: {
-      auto r = at::_scaled_dot_product_efficient_attention_backward(
-          dout, q, k, v, at::Tensor(), out, l, meta.seed, meta.offset, 0.0, {true, true, true, false}, causal, scale);
+      // The efficient kernel's backward needs `out` and `dout` in the memory
+      // layout its forward returns ([B, S, H, d] viewed as [B, H, S, d]): in
+      // bf16, [B, H, S, d]-contiguous ones gave wrong dq and dk with torch
+      // 2.11 (H200, 2026-12-01; fp32 was unaffected).
+      const auto bshd = [](const at::Tensor& x) { return x.transpose(1, 2).contiguous().transpose(1, 2); };
+      auto r = at::_scaled_dot_product_efficient_attention_backward(bshd(dout), q, k, v, at::Tensor(), bshd(out), l,
+                                                                    meta.seed, meta.offset, 0.0,
+                                                                    {true, true, true, false}, causal, scale);
       return {std::get<0>(r), std::get<1>(r), std::get<2>(r)};
     }
     case SdpaBackend::kCudnn:
