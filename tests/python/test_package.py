@@ -51,13 +51,21 @@ def test_import_and_main_from_another_directory(tmp_path):
 
 @pytest.mark.skipif(os.environ.get("LIGHTHOUSE_TEST_INSTALLED") != "1",
                     reason="scripts/test.sh sets LIGHTHOUSE_TEST_INSTALLED=1 when it tests the installed package")
-def test_tests_run_against_the_installed_copy():
+def test_tests_run_against_the_installed_copy(tmp_path):
     pkg = Path(lighthouse.__file__).resolve().parent
     assert REPO / "python" not in pkg.parents and pkg != REPO / "python" / "lighthouse", pkg
     assert pkg.parent.name == "site-packages", pkg
     assert "LIGHTHOUSE_LIBRARY" not in os.environ
     assert lighthouse.library_path() == pkg / "liblighthouse_ops.so"
     assert (pkg / "liblighthouse_ops.json").is_file()
+    # The context-parallel library is installed beside it, and lighthouse.cp
+    # loads it from there in a fresh process from another directory.
+    assert (pkg / "liblighthouse_dist.so").is_file()
+    env = {k: v for k, v in os.environ.items() if k != "LIGHTHOUSE_DIST_LIBRARY"}
+    r = run_python(["-c", "from lighthouse import cp; import torch; print(cp.dist_library_path()); "
+                          "print(torch.ops.lighthouse.cp_attention.default._schema.name)"], cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(pkg / "liblighthouse_dist.so"), "lighthouse::cp_attention"]
 
 
 def copy_package(tmp_path: Path) -> Path:
