@@ -157,12 +157,18 @@ int train_main(int argc, char** argv) {
   train::RunOptions opt = dist::parallel_run_options(world, {});
   opt.stop_after = stop_after;
   // Evaluation inside the run (eval.niah_every passes, loss by position at
-  // the end) runs in one process only: under CP the model's layers take
-  // this rank's chunks, not whole prompts.
-  if (!world.distributed()) {
+  // the end): in one process, and under data parallelism alone on rank 0,
+  // which holds the whole model (the trainer builds the observer on the
+  // primary rank only; the other ranks wait for it at the next all-reduce,
+  // so a pass must finish within parallel.timeout_s). Not under CP: there the
+  // model's layers take this rank's chunks, not whole prompts.
+  if (!world.distributed() || world.layout.cp == 1) {
     opt.observer = eval::training_observer();
   } else if (cfg.eval.niah_every > 0 && world.is_main()) {
-    std::fprintf(stderr, "note: eval.niah_every is ignored under torchrun; run `lighthouse eval niah` on the checkpoint\n");
+    std::fprintf(stderr,
+                 "note: eval.niah_every is ignored under context parallelism (parallel.cp = %lld); run `lighthouse "
+                 "eval niah` on the checkpoint\n",
+                 static_cast<long long>(world.layout.cp));
   }
   if (resume_arms) {
     opt.resume = resume;

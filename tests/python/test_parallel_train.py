@@ -5,7 +5,8 @@ CP=2 splits the tiles, 6 steps, Lighthouse then dense from step 5, global
 batch 2) is trained as one process and as DP=2, CP=2 and DP=2 x CP=2:
 
   - every step's training loss and every validation loss (the switch's two
-    included) equal the single-process run's within TRACE_RTOL;
+    included) equal the single-process run's within TRACE_RTOL, with a small
+    passkey evaluation inside training (rank 0 under DP alone; a note under CP);
   - a DP=2 run killed (SIGKILL, both ranks) after a checkpoint and resumed
     under torchrun continues with exactly the uninterrupted run's losses;
   - its checkpoint resumed with a different number of processes is refused,
@@ -47,6 +48,10 @@ ARGS = ["train", "--preset", "tiny", "--no-baseline", "--data.dir", str(DATA), "
         "--lighthouse.top_k", "512", "--train.batch", "2", "--steps", str(STEPS), "--stage2.start_step", "4",
         "--optim.warmup_steps", "1", "--eval.batches", "2", "--eval.every", "0", "--checkpoint.every", "2",
         "--train.threads", "1", "--deterministic"]
+
+
+# A small passkey test inside training (every 3 steps and at the end).
+NIAH = ["--eval.niah_every", "3", "--eval.niah_contexts", "2048", "--eval.niah_trials", "1"]
 
 
 def records(run: Path, name: str) -> list[dict]:
@@ -96,10 +101,20 @@ def assert_same_trace(got: Path, want: Path, what: str) -> None:
 def test_parallel_trace_equals_one_process(runs, layout):
     tmp, one = runs
     name, nproc, extra = layout
-    run, out = parallel(tmp, name, nproc, *extra)
+    run, out = parallel(tmp, name, nproc, *extra, *NIAH)
     assert_same_trace(run, one, name)
     # Rank 0 alone writes and prints: one progress line per step reported.
     assert out.count("stage switch after step 4") == 1, out
+    # Evaluation inside training: on rank 0 under data parallelism alone (the
+    # trace above, equal to the one-process run's without it, shows it changes
+    # nothing); refused with a note under context parallelism.
+    niah = run / "two-stage" / "niah.json"
+    if name == "dp2":
+        assert niah.is_file() and (run / "two-stage" / "eval" / "niah_step_000003.json").is_file(), out
+        assert json.loads(niah.read_text())["cells"], niah.read_text()
+    else:
+        assert not niah.exists()
+        assert out.count("eval.niah_every is ignored under context parallelism") == 1, out
 
 
 def wait_for(path: Path, procs: list[subprocess.Popen], timeout: float) -> None:
