@@ -18,7 +18,8 @@
  * heads, then levels), and the scales are powers of two, so these stages
  * agree with the CPU twins bit for bit. Indices within a row of the batch
  * (tokens, slots, pyramid entries) are 32-bit (the launchers check that they
- * fit); (batch row, head) pairs come from the grid's y dimension, so no
+ * fit); (batch row, head) pairs come from the grid's y dimension (slot
+ * gather) or from one 64-bit division per block task (token gather), so no
  * kernel divides 64-bit integers per row.
  */
 #include <cstdio>
