@@ -30,6 +30,20 @@ LseBlock make_block(at::Tensor out, const at::Tensor& lse, int64_t lq) {
   return b;
 }
 
+// Flash and cuDNN return the same eight results: out, lse, cum_q, cum_k,
+// max_q, max_k, philox seed and offset.
+template <typename Results>
+LseBlock flash_like_block(const Results& r, int64_t lq) {
+  LseBlock b = make_block(std::get<0>(r), std::get<1>(r), lq);
+  b.meta.cum_q = std::get<2>(r);
+  b.meta.cum_k = std::get<3>(r);
+  b.meta.max_q = std::get<4>(r).expect_int();
+  b.meta.max_k = std::get<5>(r).expect_int();
+  b.meta.seed = std::get<6>(r);
+  b.meta.offset = std::get<7>(r);
+  return b;
+}
+
 }  // namespace
 
 SdpaBackend resolve_lse_backend(SdpaBackend requested, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
@@ -53,17 +67,9 @@ LseBlock sdpa_forward(SdpaBackend backend, const at::Tensor& q, const at::Tensor
     return make_block(out, lse, lq);
   }
   switch (backend) {
-    case SdpaBackend::kFlash: {
-      auto r = at::_scaled_dot_product_flash_attention(q, k, v, 0.0, causal, /*return_debug_mask=*/false, scale);
-      LseBlock b = make_block(std::get<0>(r), std::get<1>(r), lq);
-      b.meta.cum_q = std::get<2>(r);
-      b.meta.cum_k = std::get<3>(r);
-      b.meta.max_q = std::get<4>(r).expect_int();
-      b.meta.max_k = std::get<5>(r).expect_int();
-      b.meta.seed = std::get<6>(r);
-      b.meta.offset = std::get<7>(r);
-      return b;
-    }
+    case SdpaBackend::kFlash:
+      return flash_like_block(
+          at::_scaled_dot_product_flash_attention(q, k, v, 0.0, causal, /*return_debug_mask=*/false, scale), lq);
     case SdpaBackend::kEfficient: {
       auto r = at::_scaled_dot_product_efficient_attention(q, k, v, std::nullopt, /*compute_log_sumexp=*/true, 0.0,
                                                            causal, scale);
@@ -72,18 +78,11 @@ LseBlock sdpa_forward(SdpaBackend backend, const at::Tensor& q, const at::Tensor
       b.meta.offset = std::get<3>(r);
       return b;
     }
-    case SdpaBackend::kCudnn: {
-      auto r = at::_scaled_dot_product_cudnn_attention(q, k, v, std::nullopt, /*compute_log_sumexp=*/true, 0.0, causal,
-                                                       /*return_debug_mask=*/false, scale);
-      LseBlock b = make_block(std::get<0>(r), std::get<1>(r), lq);
-      b.meta.cum_q = std::get<2>(r);
-      b.meta.cum_k = std::get<3>(r);
-      b.meta.max_q = std::get<4>(r).expect_int();
-      b.meta.max_k = std::get<5>(r).expect_int();
-      b.meta.seed = std::get<6>(r);
-      b.meta.offset = std::get<7>(r);
-      return b;
-    }
+    case SdpaBackend::kCudnn:
+      return flash_like_block(at::_scaled_dot_product_cudnn_attention(q, k, v, std::nullopt,
+                                                                      /*compute_log_sumexp=*/true, 0.0, causal,
+                                                                      /*return_debug_mask=*/false, scale),
+                              lq);
     default:
       break;
   }
