@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 12 on ONE GPU (no second GPU needed), about 1-2 minutes after the build:
 #
-#   1. build `lighthouse` with CUDA (build-gpu, shared with gpu-train.sh) and
+#   1. build with CUDA (scripts/gpu-check.sh build, into build-gpu) and
 #      check that the NCCL process-group code compiled in (configure prints
 #      "lighthouse: NCCL process groups");
 #   2. gpu-small, 30 Lighthouse steps at 32K context, as one plain process;
@@ -26,32 +26,24 @@ OUT=${OUT:-$ROOT/runs/gpu-dist-check/out}
 BUILD_DIR=${BUILD_DIR:-build-gpu}
 RUNS=${RUNS:-$ROOT/runs/gpu-dist-check}
 STEPS=${STEPS:-30}
-JOBS=${JOBS:-$(nproc)}
 mkdir -p "$OUT/logs" "$RUNS"
 log() { printf '[gpu-dist-check %s] %s\n' "$(date +%H:%M:%S)" "$*" | tee -a "$OUT/logs/gpu-dist-check.log"; }
 if ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/local/cuda/bin/nvcc ]; then export PATH=/usr/local/cuda/bin:$PATH; fi
 DATA_DIR=${DATA_DIR:-data/packed}
 [ -f "$DATA_DIR/manifest.json" ] || { log "error: $DATA_DIR/manifest.json missing (carry data/packed, or set DATA_DIR)"; exit 1; }
 
-DEPS=()
-if [ -d "$ROOT/.deps/include" ]; then
-  DEPS=(-DLIGHTHOUSE_EXTRA_INCLUDE="$ROOT/.deps/include" -DCMAKE_PREFIX_PATH="$ROOT/.deps"
-        "-DCMAKE_CXX_FLAGS=-isystem $ROOT/.deps/include")
-fi
-generator=()
-command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
-log "configure $BUILD_DIR"
-cmake -S . -B "$BUILD_DIR" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DLIGHTHOUSE_CUDA=ON -DBUILD_TESTING=OFF \
-  "${DEPS[@]}" > "$OUT/logs/configure.log" 2>&1 || { tail -30 "$OUT/logs/configure.log"; log "error: configure failed"; exit 1; }
-if grep -q "gloo headers not found" "$OUT/logs/configure.log"; then
+# The one GPU build (scripts/gpu-check.sh build: same flags as every GPU
+# script, so they share $BUILD_DIR without rebuilding it for each other).
+log "build $BUILD_DIR (scripts/gpu-check.sh build)"
+BUILD_LOG=$OUT/logs/build/build.log
+OUT="$OUT/logs/build" BUILD_DIR="$BUILD_DIR" bash scripts/gpu-check.sh build > "$OUT/logs/build-summary.log" 2>&1 \
+  || { tail -30 "$OUT/logs/build-summary.log"; log "FAIL: build ($BUILD_LOG)"; exit 1; }
+if grep -q "gloo headers not found" "$BUILD_LOG"; then
   log "FAIL: no Gloo headers (the trainer's CPU collectives need them): run scripts/carry-deps.sh here and carry .deps"
   exit 1
 fi
-grep -q "lighthouse: NCCL process groups" "$OUT/logs/configure.log" \
-  || { grep -i "nccl\|gloo" "$OUT/logs/configure.log"; log "FAIL: NCCL process groups not configured"; exit 1; }
-log "build (-j $JOBS)"
-cmake --build "$BUILD_DIR" --target lighthouse -j "$JOBS" > "$OUT/logs/build.log" 2>&1 \
-  || { grep -E "error" "$OUT/logs/build.log" | head -30; log "FAIL: build"; exit 1; }
+grep -q "lighthouse: NCCL process groups" "$BUILD_LOG" \
+  || { grep -i "nccl\|gloo" "$BUILD_LOG"; log "FAIL: NCCL process groups not configured"; exit 1; }
 LH="$BUILD_DIR/lighthouse"
 
 ARGS=(train --preset gpu-small --no-baseline --train.steps "$STEPS" --stage2.start_step 0 --eval.every 0

@@ -37,7 +37,6 @@ GPU_SMALL_SWITCH=${GPU_SMALL_SWITCH:--1}  # -1: the preset fraction
 GPU_SMALL_SECONDS=${GPU_SMALL_SECONDS:-75}
 PAPER_STEPS=${PAPER_STEPS:-3}
 PAPER_SECONDS=${PAPER_SECONDS:-60}
-JOBS=${JOBS:-$(nproc)}
 mkdir -p "$OUT/logs" "$RUNS"
 log() { printf '[gpu-train %s] %s\n' "$(date +%H:%M:%S)" "$*" | tee -a "$OUT/logs/gpu-train.log"; }
 START=$(date +%s)
@@ -58,21 +57,11 @@ if [ ! -f data/packed/manifest.json ]; then
 fi
 
 # --- build ---------------------------------------------------------------
-DEPS=()
-if [ -d "$ROOT/.deps/include" ]; then
-  DEPS=(-DLIGHTHOUSE_EXTRA_INCLUDE="$ROOT/.deps/include" -DCMAKE_PREFIX_PATH="$ROOT/.deps"
-        "-DCMAKE_CXX_FLAGS=-isystem $ROOT/.deps/include")
-fi
-generator=()
-command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
-log "configure $BUILD_DIR"
-if ! cmake -S . -B "$BUILD_DIR" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DLIGHTHOUSE_CUDA=ON -DBUILD_TESTING=OFF \
-     "${DEPS[@]}" > "$OUT/logs/configure.log" 2>&1; then
-  tail -30 "$OUT/logs/configure.log"; log "error: configure failed (logs/configure.log)"; exit 1
-fi
-log "build (-j $JOBS)"
-if ! cmake --build "$BUILD_DIR" --target lighthouse -j "$JOBS" > "$OUT/logs/build.log" 2>&1; then
-  grep -E "error" "$OUT/logs/build.log" | head -30; log "error: build failed (logs/build.log)"; exit 1
+# scripts/gpu-check.sh build: the same flags as every GPU script, so they
+# share $BUILD_DIR without rebuilding it for each other.
+log "build $BUILD_DIR (scripts/gpu-check.sh build)"
+if ! OUT="$OUT/logs/build" BUILD_DIR="$BUILD_DIR" bash scripts/gpu-check.sh build > "$OUT/logs/build-summary.log" 2>&1; then
+  tail -30 "$OUT/logs/build-summary.log"; log "error: build failed (logs/build/build.log)"; exit 1
 fi
 LH="$BUILD_DIR/lighthouse"
 log "built in $(( $(date +%s) - START )) s"
