@@ -61,17 +61,18 @@ at::Tensor tokens_for(const config::Config& c, uint64_t seed) {
 
 struct Trained {
   std::vector<double> losses;
-  std::vector<at::Tensor> logits;  // of each step, before its update (with `logits`)
+  std::vector<at::Tensor> logits;  // of each step, before its update
   std::vector<at::Tensor> params;  // after the steps
   std::vector<at::Tensor> grads;   // of the last step
 };
 
 // `steps` steps of forward, backward, clip and AdamW (unfused unless
 // `impl` says otherwise) from the config's seed; `recompute` forces one
-// checkpoint mode on every layer (segments of 2 when `segments`).
+// checkpoint mode on every layer (segments of 2 when `segments`). Records
+// the loss and the logits of every step (before its update).
 Trained train(const config::Config& c, const at::Device& device, at::ScalarType dtype, bool fused, int steps,
               const at::Tensor& tokens, train::AdamWImpl impl = train::AdamWImpl::kUnfused,
-              const train::LayerRecompute* recompute = nullptr, bool segments = false, bool logits = false) {
+              const train::LayerRecompute* recompute = nullptr, bool segments = false) {
   at::AutoGradMode grad_mode(true);
   model::Llama m(c.model, model::attention_plan(c.model, c.lighthouse), device, static_cast<uint64_t>(c.train.seed));
   m.set_compute_dtype(dtype);
@@ -93,7 +94,7 @@ Trained train(const config::Config& c, const at::Device& device, at::ScalarType 
     const at::Tensor loss = model::mean_loss(m.next_token_loss(t, data::kPad));
     loss.backward();
     out.losses.push_back(loss.item<double>());
-    if (logits) {
+    {
       at::NoGradGuard no_grad;
       out.logits.push_back(m.forward(t.narrow(1, 0, t.size(1) - 1)).detach().to(at::kCPU, at::kFloat));
     }
@@ -161,10 +162,9 @@ CheckResult check_adamw(const at::Device& device) {
 CheckResult check_model(const at::Device& device, at::ScalarType dtype, bool dense, const char* name) {
   const config::Config c = tiny_config(dense);
   const at::Tensor tokens = tokens_for(c, 21);
-  const train::LayerRecompute* none = nullptr;
-  const Trained ref = train(c, at::kCPU, at::kDouble, false, 3, tokens, train::AdamWImpl::kUnfused, none, false, true);
-  const Trained stock = train(c, device, dtype, false, 3, tokens, train::AdamWImpl::kUnfused, none, false, true);
-  const Trained fused = train(c, device, dtype, true, 3, tokens, train::AdamWImpl::kUnfused, none, false, true);
+  const Trained ref = train(c, at::kCPU, at::kDouble, false, 3, tokens);
+  const Trained stock = train(c, device, dtype, false, 3, tokens);
+  const Trained fused = train(c, device, dtype, true, 3, tokens);
   const Rule zr = rule(at::cat(fused.logits), at::cat(stock.logits), at::cat(ref.logits));
   const Rule pr = rule(flat(fused.params), flat(stock.params), flat(ref.params));
   const Rule lr = rule(losses_tensor(fused.losses).to(at::kFloat), losses_tensor(stock.losses).to(at::kFloat),
