@@ -9,8 +9,7 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 LH=${LH:-build-gpu/lighthouse}
 variants=("$@")
-[[ ${#variants[@]} == 0 ]] && variants=("chunk=256,heads_fast=0" "chunk=128,heads_fast=0" "chunk=256,heads_fast=1"
-                                        "chunk=512,heads_fast=0" "chunk=64,heads_fast=0")
+[[ ${#variants[@]} == 0 ]] && variants=("cells=4" "cells=1" "cells=16")
 shapes=("--seq-lens 200000 --top-k 2048"
         "--seq-lens 262144 --top-k 2048 --batch 2 --heads 16 --kv-heads 4 --head-dim 64 --levels 4"
         "--seq-lens 262144 --top-k 4096")

@@ -134,10 +134,21 @@ struct GatherParams {
   const void* coarse_ptr = nullptr;      // optional [B, heads, N_{L-1}, d] pooled coarsest rows of x
 };
 
+// The token sums' fixed order (gather backward and scatter, on every device):
+// for each output row t, in fp32 from +0,
+//   coarse = sum over the heads h of the group (head order), then the levels
+//            l = 1 .. L-1 (level order), of the level-l terms;
+//   fine   = sum over the heads h (head order) of the level-0 term;
+//   out    = fine + coarse.
+// The level-l index of t for l >= 1 is a function of its level-1 index, so
+// the p tokens of one level-1 span share `coarse`: the CUDA kernel adds it
+// once for all of them (kernels/cuda/gather.cu). A missing row adds nothing,
+// bit for bit as +0 would (a sum that starts at +0 is never -0).
+//
 // Pool-on-gather, backward, one tensor at a time: dx[b, t, hx] = sum over the
-// query heads h of group hx (in head order) and the levels l (in level order)
-// of dxg[b, h, inv(l, t / c_l)] / c_l. Fixed summation order: deterministic.
-// Per tensor so the caller can free each gathered gradient once used.
+// query heads h of group hx and the levels l of dxg[b, h, inv(l, t / c_l)] /
+// c_l, in the token sums' order above. Per tensor so the caller can free each
+// gathered gradient once used.
 struct GatherBackwardParams {
   Geometry g;
   DType dtype = DType::kFloat32;
@@ -147,7 +158,8 @@ struct GatherBackwardParams {
 };
 
 // Scatter, forward, written as a gather: out[b, t, h] = sum over levels l of
-// og[b, h, inv(l, (t + 1) / c_l - 1)] (the causality shift c_l - 1).
+// og[b, h, inv(l, (t + 1) / c_l - 1)] (the causality shift c_l - 1), in the
+// token sums' order above (one head a group).
 //
 // Context parallelism (shared/PARALLEL.md): when the rows [0, N) are one chunk
 // of a longer sequence, the shift of the previous chunk's last entry of each
@@ -155,7 +167,7 @@ struct GatherBackwardParams {
 // -1. `spill_in` holds those rows: row l is the previous chunk's og row of its
 // last level-l entry, zeros where that entry was not emitted (adding +0 keeps
 // a sum bit for bit, as it starts at +0 and so is never -0). They are added at
-// level l's place in the level order, exactly as one device adds them.
+// level l's place in the coarse sum, exactly as one device adds them.
 struct ScatterParams {
   Geometry g;
   DType dtype = DType::kFloat32;

@@ -1,9 +1,10 @@
 /*
  * CPU twin of scatter, forward and backward, both written as gathers.
  *
- * Forward item = (row, chunk of positions): position t sums, level by level,
+ * Forward item = (row, chunk of positions): position t sums, over the levels,
  * the output of the level-l entry whose shifted span [j c + c - 1, j c + 2c - 2]
- * holds t, i.e. j = (t + 1) / c - 1, found through the inverse map.
+ * holds t, i.e. j = (t + 1) / c - 1, found through the inverse map; in the
+ * fixed order of params.h (levels >= 1, then level 0 added to their sum).
  * Backward item = (row, head, chunk of slots): each entry sums the output
  * gradient over its shifted span, clipped to N.
  * Under context parallelism both continue across the chunk boundary through
@@ -27,36 +28,43 @@ void scatter_impl(const ScatterParams& p, const CpuExec& ex) {
   const Geometry& g = p.g;
   const int64_t chunks = (g.N + kPosChunk - 1) / kPosChunk;
   ex.run(g.B * chunks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<Acc> acc(g.d);
+    std::vector<Acc> coarse(g.d);
     for (int64_t item = begin; item < end; ++item) {
       const int64_t chunk = item % chunks;
       const int64_t b = item / chunks;
       const int64_t t_end = std::min(g.N, (chunk + 1) * kPosChunk);
       for (int64_t t = chunk * kPosChunk; t < t_end; ++t) {
         for (int64_t h = 0; h < g.H; ++h) {
-          std::fill(acc.begin(), acc.end(), Acc(0));
+          // The fixed order of params.h: coarse = levels >= 1 in level order,
+          // then out = level 0 + coarse.
+          std::fill(coarse.begin(), coarse.end(), Acc(0));
           const int32_t* inv = p.inv_ptr + (b * g.H + h) * g.P;
           const T* rows = static_cast<const T*>(p.og.ptr) + b * p.og.batch_stride + h * p.og.head_stride;
           const T* spill = p.spill_in.ptr == nullptr ? nullptr
                            : static_cast<const T*>(p.spill_in.ptr) + b * p.spill_in.batch_stride +
                                  h * p.spill_in.head_stride;
-          for (int l = 0; l < g.L; ++l) {
+          for (int l = 1; l < g.L; ++l) {
             const int64_t j = ((t + 1) >> (l * g.log2_p)) - 1;
             if (j < 0) {  // the previous chunk's last level-l entry, if any (ScatterParams::spill_in)
               if (spill != nullptr) {
                 const T* row = spill + l * p.spill_in.seq_stride;
-                for (int64_t i = 0; i < g.d; ++i) acc[i] += Scalar<T>::load(row + i);
+                for (int64_t i = 0; i < g.d; ++i) coarse[i] += Scalar<T>::load(row + i);
               }
               continue;
             }
             const int32_t slot = inv[g.level_offset[l] + j];
             if (slot < 0) continue;
             const T* row = rows + slot * p.og.seq_stride;
-            for (int64_t i = 0; i < g.d; ++i) acc[i] += Scalar<T>::load(row + i);
+            for (int64_t i = 0; i < g.d; ++i) coarse[i] += Scalar<T>::load(row + i);
           }
+          const int32_t slot0 = inv[t];  // level 0: j = t
+          const T* row0 = slot0 < 0 ? nullptr : rows + slot0 * p.og.seq_stride;
           T* dst = static_cast<T*>(p.out.ptr) + b * p.out.batch_stride + h * p.out.head_stride +
                    t * p.out.seq_stride;
-          for (int64_t i = 0; i < g.d; ++i) Scalar<T>::store(dst + i, acc[i]);
+          for (int64_t i = 0; i < g.d; ++i) {
+            const Acc fine = row0 == nullptr ? Acc(0) : Acc(0) + Scalar<T>::load(row0 + i);
+            Scalar<T>::store(dst + i, fine + coarse[i]);
+          }
         }
       }
     }

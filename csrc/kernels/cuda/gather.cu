@@ -13,17 +13,18 @@
  *                                scatter forward  (shifted spans holding t, plus the
  *                                                  previous chunk's spill rows)
  *
- * A group of `lanes` threads owns one row; each thread moves 16-byte vectors.
- * Sums run in fp32 in the same order as the CPU twins (tokens ascending;
- * heads, then levels), and the scales are powers of two, so these stages
+ * A group of `lanes` threads owns one row (the token gather: one level-1
+ * span of rows); each thread moves 16-byte vectors. Sums run in fp32 in the
+ * same order as the CPU twins (slot gather: tokens ascending; token gather:
+ * the order of params.h), and the scales are powers of two, so these stages
  * agree with the CPU twins bit for bit. Indices within a row of the batch
  * (tokens, slots, pyramid entries) are 32-bit (the launchers check that they
- * fit); (batch row, head) pairs come from the grid's y dimension (slot
- * gather) or from one 64-bit division per block task (token gather), so no
+ * fit); (batch row, head) pairs come from the grid's y dimension, so no
  * kernel divides 64-bit integers per row.
  */
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 
 #include "common.cuh"
 #include "kernels_cuda.h"
@@ -173,182 +174,163 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// out[b, t, hx] = sum over h in group(hx), then over levels l, of
-// (kScaled ? 1/c_l : 1) * rows[b, h, inv(l, index_l(t))], with index_l(t) =
-// t / c_l, or (t + 1) / c_l - 1 when kShifted. Positions t < N only.
+// The token gather (gather backward, scatter): out[b, t, hx] sums, over the
+// heads h of group(hx) and the levels l, (kScaled ? 1/c_l : 1) *
+// rows[b, h, inv(l, index_l(t))], with index_l(t) = t >> (l log2_p), or
+// ((t + 1) >> (l log2_p)) - 1 when kShifted. Positions t < N only.
 //
-// A block owns `chunk` consecutive tokens of one (row, output head), in three
-// steps separated by barriers:
-//   1. the slots of every (head, level, index) the chunk needs, into shared
-//      memory (one coalesced read of inv);
-//   2. the rows of levels >= 1, few (about chunk / c_l + 1 per level and
-//      head) and shared by neighbouring tokens, into shared memory;
-//   3. the sums: each lane group takes kTok tokens at a time (neighbouring
-//      groups neighbouring tokens), issues their level-0 row loads together,
-//      adds the staged rows of the other levels and stores.
-// Sums in the fixed order: heads, then levels.
-struct TokenLayout {
-  RowLayout row;
-  int chunk;        // tokens per block task (a power of two)
-  int max_rows;     // staged rows (levels >= 1) per task, all heads of the group; the slots follow them
-  bool heads_fast;  // task order: pairs of one chunk together (else chunks of one pair)
-};
+// For l >= 1, index_l(t) depends on t only through the cell u = index_1
+// (t >> log2_p, or (t + 1) >> log2_p when kShifted): the p tokens of a cell
+// share every coarse row. So the sum is split, in a fixed order that the CPU
+// twins follow (params.h):
+//   coarse(u) = sum over h (head order), then l = 1 .. L-1 (level order)
+//   fine(t)   = sum over h (head order) of the level-0 row (index t)
+//   out(t)    = fine(t) + coarse(u)
+// each from +0 in fp32. A lane group owns one cell of one (row, head) at a
+// time: it adds the coarse rows once, then the cell's tokens; a missing row
+// is skipped, which leaves a sum bit for bit as adding +0 would (a sum that
+// starts at +0 is never -0). The loads of a batch (slots, then rows) are
+// issued together. Neighbouring lane groups take neighbouring cells.
+//
+// kSpill (kShifted only): `spill` holds [B, H, L, d] rows, added unscaled at
+// level l's place when index_l(t) is -1 (the previous chunk's last entries,
+// params.h); a separate instantiation, so the one-device kernels are compiled
+// as without it.
+constexpr int kBatch = 4;  // loads in flight together per lane group
 
-// Tokens per block task, unless shared memory is short. 256 measured on an
-// H200 (scripts/tune-token-gather.sh, 2026-12-01): gather backward 10% faster
-// than 128 on issue 14's shapes (2.40 -> 2.16 ms at B=2 N=256K H=16/4 d=64;
-// 0.86 -> 0.79 ms at N=200,000), 64 slower; the task order made no
-// difference beyond noise.
-constexpr int kChunk = 256;
-// Tokens in flight per lane group. Measured on an H100 (bench op --stages,
-// 2026-11-22): 2 tokens and four blocks an SM beat 4 tokens with three or
-// four blocks (scatter 0.30 vs 0.32-0.34 ms at N=256K, top_k=512).
-constexpr int kTok = 2;
-
-__device__ __forceinline__ int level_index(int t, int shift, bool shifted) {
-  return shifted ? ((t + 1) >> shift) - 1 : t >> shift;
-}
-
-// kSpill (kShifted only): `spill` holds [B, H, L, d] rows added for level l
-// where index_l(t) is -1 (the previous chunk's last entries, params.h); a
-// separate instantiation, so the one-device kernels are compiled as without it.
 template <typename T, bool kShifted, bool kScaled, bool kSpill>
-__global__ void __launch_bounds__(kThreads, 4)  // <= 64 registers: four blocks an SM
-    token_gather_kernel(Geometry g, SubTensor rows, TokenTensor out, const int32_t* __restrict__ inv, TokenLayout lay,
+__global__ void __launch_bounds__(kThreads, 4)
+    token_gather_kernel(Geometry g, SubTensor rows, TokenTensor out, const int32_t* __restrict__ inv, RowLayout lay,
                         SubTensor spill) {
   constexpr int kVec = Vec<T>::kElems;
-  extern __shared__ uint4 smem[];
-  const int row_vecs = static_cast<int>(g.d / kVec);
-  uint4* staged = smem;                                                        // [max_rows][row_vecs]
-  int32_t* slot = reinterpret_cast<int32_t*>(smem + lay.max_rows * row_vecs);  // [group][per_head]
-  __shared__ int first_j[kMaxLevels];         // first level-l index the chunk needs
-  __shared__ int level_slot[kMaxLevels + 1];  // slot-array offset of (head 0, level l)
-
-  const int lane = threadIdx.x % lay.row.lanes;
-  const int group_id = threadIdx.x / lay.row.lanes;
-  const int groups = kThreads / lay.row.lanes;
+  const int lane = threadIdx.x % lay.lanes;
+  const int groups = kThreads / lay.lanes;
   const int heads = static_cast<int>(out.heads);
   const int group = static_cast<int>(g.H) / heads;
   const int N = static_cast<int>(g.N);
-  const int chunks = (N + lay.chunk - 1) / lay.chunk;
+  const int L = g.L;
+  const int lp = g.log2_p;
+  const int p = 1 << lp;
+  // Cells holding positions 0 .. N-1 (kShifted: cell u holds t = u p - 1 ..
+  // u p + p - 2, so cell 0 holds one position fewer).
+  const int cells = kShifted ? (N >> lp) + 1 : (N + p - 1) >> lp;
   const int pairs = static_cast<int>(g.B) * heads;
-  const int64_t tasks = int64_t{chunks} * pairs;
-  // Tasks in launch order: with lay.heads_fast the (row, head) pairs of one
-  // chunk run side by side (their outputs interleave in memory), else the
-  // chunks of one pair.
-  for (int64_t task = blockIdx.x; task < tasks; task += gridDim.x) {
-    const int y = static_cast<int>(lay.heads_fast ? task % pairs : task / chunks);
-    const int ch = static_cast<int>(lay.heads_fast ? task / pairs : task % chunks);
-    {
-      const int hx = y % heads;
-      const int b = y / heads;
-      const T* rows_b = static_cast<const T*>(rows.ptr) + b * rows.batch_stride;
-      const int t_first = ch * lay.chunk;
-      const int t_last = min(t_first + lay.chunk, N) - 1;
-      if (threadIdx.x == 0) {
-        int run = 0;
-        for (int l = 0; l < g.L; ++l) {
-          const int shift = l * g.log2_p;
-          const int lo = max(level_index(t_first, shift, kShifted), 0);
-          const int hi = level_index(t_last, shift, kShifted);
-          first_j[l] = lo;
-          level_slot[l] = run;
-          run += hi >= lo ? hi - lo + 1 : 0;
-        }
-        level_slot[g.L] = run;
-      }
-      __syncthreads();
-      const int per_head = level_slot[g.L];                  // slots per head, all levels
-      const int staged_per_head = per_head - level_slot[1];  // levels >= 1
-
-      // Step 1: the slots.
-      for (int hl = 0; hl < group; ++hl) {
-        const int32_t* inv_row = inv + (int64_t{b} * g.H + hx * group + hl) * g.P;
-        for (int r = threadIdx.x; r < per_head; r += kThreads) {
-          int l = 0;
-          while (r >= level_slot[l + 1]) ++l;
-          slot[hl * per_head + r] = inv_row[g.level_offset[l] + first_j[l] + (r - level_slot[l])];
-        }
-      }
-      __syncthreads();
-      // Step 2: the rows of levels >= 1; a missing one is staged as zeros.
-      // Adding +0 leaves every sum bit for bit as it was (a sum that starts
-      // at +0 is never -0), so step 3 adds every level without a check.
-      for (int hl = 0; hl < group; ++hl) {
-        const T* head_rows = rows_b + (hx * group + hl) * rows.head_stride;
-        for (int sr = group_id; sr < staged_per_head; sr += groups) {
-          const int32_t sl = slot[hl * per_head + level_slot[1] + sr];
-          for (int v = 0; v < lay.row.vec_per_lane; ++v) {
-            const int vi = lane + v * lay.row.lanes;
-            staged[(hl * staged_per_head + sr) * row_vecs + vi] =
-                sl >= 0 ? __ldg(reinterpret_cast<const uint4*>(head_rows + sl * rows.seq_stride + vi * kVec))
-                        : make_uint4(0u, 0u, 0u, 0u);
+  const int stride = gridDim.x * groups;
+  // Offsets within one (row, head group) fit 32 bits (the launcher checks).
+  const int row_step = static_cast<int>(rows.seq_stride), head_step = static_cast<int>(rows.head_stride);
+  const int inv_step = static_cast<int>(g.P);
+  for (int y = blockIdx.y; y < pairs; y += gridDim.y) {
+    const int hx = y % heads;
+    const int b = y / heads;
+    const T* rows_b = static_cast<const T*>(rows.ptr) + b * rows.batch_stride + hx * group * rows.head_stride;
+    const int32_t* inv_b = inv + (int64_t{b} * g.H + int64_t{hx} * group) * g.P;
+    T* out_b = static_cast<T*>(out.ptr) + b * out.batch_stride + hx * out.head_stride;
+    const T* spill_b =
+        kSpill ? static_cast<const T*>(spill.ptr) + b * spill.batch_stride + hx * group * spill.head_stride : nullptr;
+    for (int u = blockIdx.x * groups + static_cast<int>(threadIdx.x) / lay.lanes; u < cells; u += stride) {
+      const int t_begin = (u << lp) - (kShifted ? 1 : 0);
+      for (int v = 0; v < lay.vec_per_lane; ++v) {
+        const int col = (lane + v * lay.lanes) * kVec;
+        // coarse(u): (head, level) pairs in order, kBatch at a time.
+        float coarse[kVec];
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) coarse[e] = 0.0f;
+        const int coarse_pairs = group * (L - 1);
+        // The batch's first pair, and the pyramid offset of its level
+        // (level_offset indexed by a variable would copy the kernel's
+        // parameters to local memory).
+        int next_hl = 0, next_l = 1;
+        int next_off = static_cast<int>(g.level_offset[1]);
+        for (int k0 = 0; k0 < coarse_pairs; k0 += kBatch) {
+          int sl[kBatch], lv[kBatch], hv[kBatch];
+#pragma unroll
+          for (int i = 0; i < kBatch; ++i) {
+            const int hl = next_hl, l = next_l;
+            const int off = next_off;
+            if (++next_l == L) {
+              next_l = 1;
+              next_off = static_cast<int>(g.level_offset[1]);
+              ++next_hl;
+            } else {
+              next_off += static_cast<int>(g.N_pad >> (l * lp));  // level l's size
+            }
+            const int j = (u >> ((l - 1) * lp)) - (kShifted ? 1 : 0);
+            // -1: nothing to add (no row, or past the pairs); -2: before this
+            // chunk (a spill row when kSpill, else nothing).
+            lv[i] = l;
+            hv[i] = hl;
+            sl[i] = k0 + i >= coarse_pairs ? -1 : j < 0 ? -2 : __ldg(inv_b + (hl * inv_step + static_cast<int>(off) + j));
+          }
+          uint4 raw[kBatch];
+#pragma unroll
+          for (int i = 0; i < kBatch; ++i) {
+            const bool spilled = kSpill && sl[i] == -2;
+            const T* src = spilled ? spill_b + hv[i] * spill.head_stride + lv[i] * spill.seq_stride + col
+                                   : rows_b + (hv[i] * head_step + sl[i] * row_step + col);
+            raw[i] = sl[i] >= 0 || spilled ? __ldg(reinterpret_cast<const uint4*>(src)) : make_uint4(0u, 0u, 0u, 0u);
+          }
+#pragma unroll
+          for (int i = 0; i < kBatch; ++i) {
+            if (sl[i] == -1 || (sl[i] == -2 && !kSpill)) continue;
+            float a[kVec];
+            unpack(raw[i], a, static_cast<const T*>(nullptr));
+            // 2^-(l log2_p), exact; spill rows are never scaled (scatter only).
+            const float scale = __int_as_float((127 - lv[i] * lp) << 23);
+#pragma unroll
+            for (int e = 0; e < kVec; ++e) {
+              coarse[e] += (kScaled && sl[i] >= 0) ? __fmul_rn(a[e], scale) : a[e];  // no FMA: as the CPU twin
+            }
           }
         }
-      }
-      __syncthreads();
-
-      // Step 3: the sums.
-      for (int base = t_first + group_id; base <= t_last; base += groups * kTok) {
-        for (int v = 0; v < lay.row.vec_per_lane; ++v) {
-          const int vi = lane + v * lay.row.lanes;
-          float acc[kTok][kVec];
+        // The cell's tokens: (token, head) pairs in order, kBatch at a time;
+        // a token is stored after its last head.
+        float fine[kVec];
 #pragma unroll
-          for (int u = 0; u < kTok; ++u) {
+        for (int e = 0; e < kVec; ++e) fine[e] = 0.0f;
+        const int fine_pairs = p * group;
+        int next_t = t_begin;
+        next_hl = 0;
+        for (int k0 = 0; k0 < fine_pairs; k0 += kBatch) {
+          int sl[kBatch], tv[kBatch], hv[kBatch];
 #pragma unroll
-            for (int e = 0; e < kVec; ++e) acc[u][e] = 0.0f;
+          for (int i = 0; i < kBatch; ++i) {
+            tv[i] = next_t;
+            hv[i] = next_hl;
+            if (++next_hl == group) {
+              next_hl = 0;
+              ++next_t;
+            }
+            const bool live = k0 + i < fine_pairs && tv[i] >= 0 && tv[i] < N;
+            sl[i] = live ? __ldg(inv_b + (hv[i] * inv_step + tv[i])) : -1;
           }
-          for (int hl = 0; hl < group; ++hl) {
-            const T* head_rows = rows_b + (hx * group + hl) * rows.head_stride + vi * kVec;
-            const int32_t* head_slots = slot + hl * per_head;
-            const uint4* head_staged = staged + (hl * staged_per_head - level_slot[1]) * row_vecs + vi;
-            uint4 raw0[kTok];
+          uint4 raw[kBatch];
 #pragma unroll
-            for (int u = 0; u < kTok; ++u) {
-              const int t = base + u * groups;
-              const int32_t sl = t <= t_last ? head_slots[t - first_j[0]] : -1;  // level 0: index t
-              raw0[u] = sl >= 0 ? __ldg(reinterpret_cast<const uint4*>(head_rows + sl * rows.seq_stride))
+          for (int i = 0; i < kBatch; ++i) {
+            raw[i] = sl[i] >= 0 ? __ldg(reinterpret_cast<const uint4*>(rows_b + (hv[i] * head_step + sl[i] * row_step + col)))
                                 : make_uint4(0u, 0u, 0u, 0u);
-            }
-#pragma unroll
-            for (int u = 0; u < kTok; ++u) {
-              const int t = base + u * groups;
-              if (t > t_last) continue;  // past the chunk: its slots are not looked up
-              float a[kVec];
-              unpack(raw0[u], a, static_cast<const T*>(nullptr));
-#pragma unroll
-              for (int e = 0; e < kVec; ++e) acc[u][e] += a[e];  // level 0: scale 1; a missing row adds +0
-              for (int l = 1; l < g.L; ++l) {
-                const int shift = l * g.log2_p;
-                const int j = level_index(t, shift, kShifted);
-                if (j < 0) {
-                  if (kSpill) {
-                    load_vec(static_cast<const T*>(spill.ptr) + b * spill.batch_stride +
-                                 (hx * group + hl) * spill.head_stride + l * spill.seq_stride + vi * kVec,
-                             a);
-#pragma unroll
-                    for (int e = 0; e < kVec; ++e) acc[u][e] += a[e];
-                  }
-                  continue;
-                }
-                const int rr = level_slot[l] + j - first_j[l];
-                unpack(head_staged[rr * row_vecs], a, static_cast<const T*>(nullptr));
-                const float scale = kScaled ? __int_as_float((127 - shift) << 23) : 1.0f;  // 2^-shift, exact
-#pragma unroll
-                for (int e = 0; e < kVec; ++e) acc[u][e] += kScaled ? __fmul_rn(a[e], scale) : a[e];  // no FMA: as the CPU twin
-              }
-            }
           }
 #pragma unroll
-          for (int u = 0; u < kTok; ++u) {
-            const int t = base + u * groups;
-            if (t > t_last) continue;
-            T* dst = static_cast<T*>(out.ptr) + b * out.batch_stride + hx * out.head_stride + t * out.seq_stride;
-            store_vec(dst + vi * kVec, acc[u]);
+          for (int i = 0; i < kBatch; ++i) {
+            if (k0 + i >= fine_pairs) break;
+            if (sl[i] >= 0) {
+              float a[kVec];
+              unpack(raw[i], a, static_cast<const T*>(nullptr));
+#pragma unroll
+              for (int e = 0; e < kVec; ++e) fine[e] += a[e];
+            }
+            if (hv[i] == group - 1) {  // the token's last head
+              if (tv[i] >= 0 && tv[i] < N) {
+                float o[kVec];
+#pragma unroll
+                for (int e = 0; e < kVec; ++e) o[e] = fine[e] + coarse[e];
+                store_vec(out_b + int64_t{tv[i]} * out.seq_stride + col, o);
+              }
+#pragma unroll
+              for (int e = 0; e < kVec; ++e) fine[e] = 0.0f;
+            }
           }
         }
       }
-      __syncthreads();  // before the next task overwrites the staged rows and slots
     }
   }
 }
@@ -375,70 +357,45 @@ void launch_slot_gather(const Geometry& g, const SlotJobs& jobs, const int32_t* 
   LH_CHECK_LAUNCH();
 }
 
-// The token gather's launch choices (defaults above);
-// LIGHTHOUSE_TOKEN_GATHER="chunk=C,heads_fast=0|1" overrides them for tuning
-// runs (scripts/tune-token-gather.sh; read once).
-struct TokenTuning {
-  int chunk = kChunk;
-  bool heads_fast = false;
-};
+// Cells per lane group and launch: the grid covers the cells of a (row,
+// head) pair about this many times over. LIGHTHOUSE_TOKEN_GATHER="cells=R"
+// overrides it for tuning runs (scripts/tune-token-gather.sh; read once).
+constexpr int kCellsPerGroup = 4;
 
-inline TokenTuning token_tuning() {
-  static const TokenTuning t = [] {
-    TokenTuning r;
+inline int token_cells_per_group() {
+  static const int r = [] {
     const char* env = std::getenv("LIGHTHOUSE_TOKEN_GATHER");
-    if (env == nullptr) return r;
-    int c = 0, h = 0;
-    if (std::sscanf(env, "chunk=%d,heads_fast=%d", &c, &h) == 2 && c >= kTok && (c & (c - 1)) == 0) {
-      r.chunk = c;
-      r.heads_fast = h != 0;
-    } else {
-      throw std::runtime_error(std::string("LIGHTHOUSE_TOKEN_GATHER='") + env +
-                               "': expected chunk=C,heads_fast=0|1 with C a power of two");
+    if (env == nullptr) return kCellsPerGroup;
+    int n = 0;
+    char tail = 0;
+    if (std::sscanf(env, "cells=%d%c", &n, &tail) != 1 || n < 1) {
+      throw std::runtime_error(std::string("LIGHTHOUSE_TOKEN_GATHER='") + env + "': expected cells=R, R >= 1");
     }
-    return r;
+    return n;
   }();
-  return t;
+  return r;
 }
 
 template <typename T, bool kShifted, bool kScaled>
 void launch_token_gather(const Geometry& g, const SubTensor& rows, const TokenTensor& out, const int32_t* inv,
                          cudaStream_t stream, const SubTensor& spill = {}) {
   check_32bit(g, kShifted ? "scatter" : "gather backward");
-  // Per head and chunk: at most chunk / c_l + 2 indices of level l >= 1 (the
-  // shifted ones can straddle one more span), and the chunk's level-0 ones.
-  // Chunks halve until the staged rows and slots fit the budget.
-  constexpr size_t kSmemBudget = 64 * 1024;  // keeps several blocks on an SM
   const int64_t group = g.H / out.heads;
-  const TokenTuning tune = token_tuning();
-  TokenLayout lay;
-  lay.row = row_layout<T>(g.d);
-  lay.heads_fast = tune.heads_fast;
-  size_t smem = 0;
-  for (lay.chunk = tune.chunk;; lay.chunk /= 2) {
-    int64_t staged = 0;
-    for (int l = 1; l < g.L; ++l) staged += (lay.chunk >> (l * g.log2_p)) + 2;
-    lay.max_rows = static_cast<int>(group * staged);
-    smem = static_cast<size_t>(lay.max_rows) * static_cast<size_t>(g.d) * sizeof(T) +
-           static_cast<size_t>(group * (lay.chunk + 2 + staged)) * sizeof(int32_t);
-    if (smem <= kSmemBudget || lay.chunk <= kTok) break;
+  if (group * g.P >= (int64_t{1} << 31) || group * rows.head_stride + g.S * rows.seq_stride >= (int64_t{1} << 31)) {
+    throw std::runtime_error("lighthouse CUDA token gather: N=" + std::to_string(g.N) + ", " +
+                             std::to_string(group) + " heads a group give offsets beyond the kernel's 32-bit range");
   }
-  const dim3 grid(grid_blocks(((g.N + lay.chunk - 1) / lay.chunk) * g.B * out.heads, 1));
-  auto launch = [&](auto kernel) {
-    if (smem > 48 * 1024) {
-      LH_CUDA_CHECK(
-          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-    }
-    kernel<<<grid, kThreads, smem, stream>>>(g, rows, out, inv, lay, spill);
-  };
+  const RowLayout lay = row_layout<T>(g.d);
+  const int64_t cells = (g.N >> g.log2_p) + 1;
+  const dim3 grid(grid_blocks(cells, kThreads / lay.lanes * token_cells_per_group()), grid_y(g.B * out.heads));
   if constexpr (kShifted) {
     if (spill.ptr != nullptr) {
-      launch(token_gather_kernel<T, true, kScaled, true>);
+      token_gather_kernel<T, true, kScaled, true><<<grid, kThreads, 0, stream>>>(g, rows, out, inv, lay, spill);
       LH_CHECK_LAUNCH();
       return;
     }
   }
-  launch(token_gather_kernel<T, kShifted, kScaled, false>);
+  token_gather_kernel<T, kShifted, kScaled, false><<<grid, kThreads, 0, stream>>>(g, rows, out, inv, lay, spill);
   LH_CHECK_LAUNCH();
 }
 
