@@ -134,7 +134,8 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
         for (int e = 0; e < kVec; ++e) acc[e] = 0.0f;
         int t = t0;
-        // Four loads in flight, added in token order.
+        // Four loads in flight, added in token order. (Eight measured no
+        // faster on an H200, 2026-12-01: benchmarks/gather_bench.py.)
         for (; t + 4 <= t1; t += 4) {
           float a[4][kVec];
 #pragma unroll
@@ -196,15 +197,26 @@ __global__ void __launch_bounds__(kThreads)
 // level l's place when index_l(t) is -1 (the previous chunk's last entries,
 // params.h); a separate instantiation, so the one-device kernels are compiled
 // as without it.
-constexpr int kBatch = 4;  // loads in flight together per lane group
+constexpr int kBatch = 4;  // row loads in flight together per lane group
 
-template <typename T, bool kShifted, bool kScaled, bool kSpill>
+// kCoop: the lanes of a group load the slots of up to `lanes` pairs at once,
+// one each, and pass them round by shuffles (else every lane loads every
+// slot itself, kBatch at a time); a round of level-0 slots that are all
+// missing skips its row loads altogether.
+template <typename T, bool kShifted, bool kScaled, bool kSpill, bool kCoop>
 __global__ void __launch_bounds__(kThreads, 4)
     token_gather_kernel(Geometry g, SubTensor rows, TokenTensor out, const int32_t* __restrict__ inv, RowLayout lay,
                         SubTensor spill) {
   constexpr int kVec = Vec<T>::kElems;
+  __shared__ int level_off[kMaxLevels];  // pyramid offset of each level (fits 32 bits: the launcher checks)
+  if (threadIdx.x < kMaxLevels) level_off[threadIdx.x] = static_cast<int>(g.level_offset[threadIdx.x]);
+  __syncthreads();
   const int lane = threadIdx.x % lay.lanes;
   const int groups = kThreads / lay.lanes;
+  // The lanes of this group, for the shuffles (they always run together).
+  const unsigned gmask =
+      lay.lanes == 32 ? 0xffffffffu : ((1u << lay.lanes) - 1u) << (threadIdx.x % 32 / lay.lanes * lay.lanes);
+  const int round = kCoop ? lay.lanes : kBatch;  // pairs whose slots are loaded together
   const int heads = static_cast<int>(out.heads);
   const int group = static_cast<int>(g.H) / heads;
   const int N = static_cast<int>(g.N);
@@ -216,6 +228,8 @@ __global__ void __launch_bounds__(kThreads, 4)
   const int cells = kShifted ? (N >> lp) + 1 : (N + p - 1) >> lp;
   const int pairs = static_cast<int>(g.B) * heads;
   const int stride = gridDim.x * groups;
+  const int coarse_pairs = group * (L - 1);  // pair k: head k / (L-1), level k % (L-1) + 1
+  const int fine_pairs = p * group;          // pair k: token k / group, head k % group
   // Offsets within one (row, head group) fit 32 bits (the launcher checks).
   const int row_step = static_cast<int>(rows.seq_stride), head_step = static_cast<int>(rows.head_stride);
   const int inv_step = static_cast<int>(g.P);
@@ -229,104 +243,126 @@ __global__ void __launch_bounds__(kThreads, 4)
         kSpill ? static_cast<const T*>(spill.ptr) + b * spill.batch_stride + hx * group * spill.head_stride : nullptr;
     for (int u = blockIdx.x * groups + static_cast<int>(threadIdx.x) / lay.lanes; u < cells; u += stride) {
       const int t_begin = (u << lp) - (kShifted ? 1 : 0);
+      // Slot of a coarse pair: -1 nothing to add (no row); -2 before this
+      // chunk (a spill row when kSpill, else nothing).
+      auto coarse_slot = [&](int hl, int l) {
+        const int j = (u >> ((l - 1) * lp)) - (kShifted ? 1 : 0);
+        return j < 0 ? -2 : __ldg(inv_b + (hl * inv_step + level_off[l] + j));
+      };
+      auto fine_slot = [&](int hl, int t) { return t >= 0 && t < N ? __ldg(inv_b + (hl * inv_step + t)) : -1; };
       for (int v = 0; v < lay.vec_per_lane; ++v) {
         const int col = (lane + v * lay.lanes) * kVec;
-        // coarse(u): (head, level) pairs in order, kBatch at a time.
+        // coarse(u): the (head, level) pairs in order.
         float coarse[kVec];
 #pragma unroll
         for (int e = 0; e < kVec; ++e) coarse[e] = 0.0f;
-        const int coarse_pairs = group * (L - 1);
-        // The batch's first pair, and the pyramid offset of its level
-        // (level_offset indexed by a variable would copy the kernel's
-        // parameters to local memory).
-        int next_hl = 0, next_l = 1;
-        int next_off = static_cast<int>(g.level_offset[1]);
-        for (int k0 = 0; k0 < coarse_pairs; k0 += kBatch) {
-          int sl[kBatch], lv[kBatch], hv[kBatch];
+        int next_hl = 0, next_l = 1;  // the next pair
+        for (int k0 = 0; k0 < coarse_pairs; k0 += round) {
+          int mine = -1;  // kCoop: the slot of pair k0 + lane
+          if (kCoop && k0 + lane < coarse_pairs) {
+            const int hl = (k0 + lane) / (L - 1);
+            mine = coarse_slot(hl, k0 + lane - hl * (L - 1) + 1);
+          }
+          const int n = min(round, coarse_pairs - k0);
+          for (int i0 = 0; i0 < n; i0 += kBatch) {
+            int sl[kBatch], lv[kBatch], hv[kBatch];
 #pragma unroll
-          for (int i = 0; i < kBatch; ++i) {
-            const int hl = next_hl, l = next_l;
-            const int off = next_off;
-            if (++next_l == L) {
-              next_l = 1;
-              next_off = static_cast<int>(g.level_offset[1]);
-              ++next_hl;
-            } else {
-              next_off += static_cast<int>(g.N_pad >> (l * lp));  // level l's size
+            for (int i = 0; i < kBatch; ++i) {
+              lv[i] = next_l;
+              hv[i] = next_hl;
+              if (++next_l == L) {
+                next_l = 1;
+                ++next_hl;
+              }
+              if (kCoop) {
+                const int got = __shfl_sync(gmask, mine, i0 + i, lay.lanes);
+                sl[i] = i0 + i < n ? got : -1;
+              } else {
+                sl[i] = i0 + i < n ? coarse_slot(hv[i], lv[i]) : -1;
+              }
             }
-            const int j = (u >> ((l - 1) * lp)) - (kShifted ? 1 : 0);
-            // -1: nothing to add (no row, or past the pairs); -2: before this
-            // chunk (a spill row when kSpill, else nothing).
-            lv[i] = l;
-            hv[i] = hl;
-            sl[i] = k0 + i >= coarse_pairs ? -1 : j < 0 ? -2 : __ldg(inv_b + (hl * inv_step + static_cast<int>(off) + j));
-          }
-          uint4 raw[kBatch];
+            uint4 raw[kBatch];
 #pragma unroll
-          for (int i = 0; i < kBatch; ++i) {
-            const bool spilled = kSpill && sl[i] == -2;
-            const T* src = spilled ? spill_b + hv[i] * spill.head_stride + lv[i] * spill.seq_stride + col
-                                   : rows_b + (hv[i] * head_step + sl[i] * row_step + col);
-            raw[i] = sl[i] >= 0 || spilled ? __ldg(reinterpret_cast<const uint4*>(src)) : make_uint4(0u, 0u, 0u, 0u);
-          }
+            for (int i = 0; i < kBatch; ++i) {
+              const bool spilled = kSpill && sl[i] == -2;
+              const T* src = spilled ? spill_b + hv[i] * spill.head_stride + lv[i] * spill.seq_stride + col
+                                     : rows_b + (hv[i] * head_step + sl[i] * row_step + col);
+              raw[i] = sl[i] >= 0 || spilled ? __ldg(reinterpret_cast<const uint4*>(src)) : make_uint4(0u, 0u, 0u, 0u);
+            }
 #pragma unroll
-          for (int i = 0; i < kBatch; ++i) {
-            if (sl[i] == -1 || (sl[i] == -2 && !kSpill)) continue;
-            float a[kVec];
-            unpack(raw[i], a, static_cast<const T*>(nullptr));
-            // 2^-(l log2_p), exact; spill rows are never scaled (scatter only).
-            const float scale = __int_as_float((127 - lv[i] * lp) << 23);
+            for (int i = 0; i < kBatch; ++i) {
+              if (sl[i] == -1 || (sl[i] == -2 && !kSpill)) continue;
+              float a[kVec];
+              unpack(raw[i], a, static_cast<const T*>(nullptr));
+              // 2^-(l log2_p), exact; spill rows are never scaled (scatter only).
+              const float scale = __int_as_float((127 - lv[i] * lp) << 23);
 #pragma unroll
-            for (int e = 0; e < kVec; ++e) {
-              coarse[e] += (kScaled && sl[i] >= 0) ? __fmul_rn(a[e], scale) : a[e];  // no FMA: as the CPU twin
+              for (int e = 0; e < kVec; ++e) {
+                coarse[e] += (kScaled && sl[i] >= 0) ? __fmul_rn(a[e], scale) : a[e];  // no FMA: as the CPU twin
+              }
             }
           }
         }
-        // The cell's tokens: (token, head) pairs in order, kBatch at a time;
-        // a token is stored after its last head.
+        // The cell's tokens: (token, head) pairs in order; a token is stored
+        // after its last head.
         float fine[kVec];
 #pragma unroll
         for (int e = 0; e < kVec; ++e) fine[e] = 0.0f;
-        const int fine_pairs = p * group;
         int next_t = t_begin;
         next_hl = 0;
-        for (int k0 = 0; k0 < fine_pairs; k0 += kBatch) {
-          int sl[kBatch], tv[kBatch], hv[kBatch];
-#pragma unroll
-          for (int i = 0; i < kBatch; ++i) {
-            tv[i] = next_t;
-            hv[i] = next_hl;
-            if (++next_hl == group) {
-              next_hl = 0;
-              ++next_t;
+        for (int k0 = 0; k0 < fine_pairs; k0 += round) {
+          int mine = -1;
+          bool any = true;  // kCoop: whether a slot of the round is present
+          if (kCoop) {
+            if (k0 + lane < fine_pairs) {
+              const int tok = (k0 + lane) / group;
+              mine = fine_slot(k0 + lane - tok * group, t_begin + tok);
             }
-            const bool live = k0 + i < fine_pairs && tv[i] >= 0 && tv[i] < N;
-            sl[i] = live ? __ldg(inv_b + (hv[i] * inv_step + tv[i])) : -1;
+            any = __any_sync(gmask, mine >= 0);
           }
-          uint4 raw[kBatch];
+          const int n = min(round, fine_pairs - k0);
+          for (int i0 = 0; i0 < n; i0 += kBatch) {
+            int sl[kBatch], tv[kBatch], hv[kBatch];
 #pragma unroll
-          for (int i = 0; i < kBatch; ++i) {
-            raw[i] = sl[i] >= 0 ? __ldg(reinterpret_cast<const uint4*>(rows_b + (hv[i] * head_step + sl[i] * row_step + col)))
-                                : make_uint4(0u, 0u, 0u, 0u);
-          }
-#pragma unroll
-          for (int i = 0; i < kBatch; ++i) {
-            if (k0 + i >= fine_pairs) break;
-            if (sl[i] >= 0) {
-              float a[kVec];
-              unpack(raw[i], a, static_cast<const T*>(nullptr));
-#pragma unroll
-              for (int e = 0; e < kVec; ++e) fine[e] += a[e];
-            }
-            if (hv[i] == group - 1) {  // the token's last head
-              if (tv[i] >= 0 && tv[i] < N) {
-                float o[kVec];
-#pragma unroll
-                for (int e = 0; e < kVec; ++e) o[e] = fine[e] + coarse[e];
-                store_vec(out_b + int64_t{tv[i]} * out.seq_stride + col, o);
+            for (int i = 0; i < kBatch; ++i) {
+              tv[i] = next_t;
+              hv[i] = next_hl;
+              if (++next_hl == group) {
+                next_hl = 0;
+                ++next_t;
               }
+              if (kCoop) {
+                const int got = any ? __shfl_sync(gmask, mine, i0 + i, lay.lanes) : -1;
+                sl[i] = i0 + i < n ? got : -1;
+              } else {
+                sl[i] = i0 + i < n ? fine_slot(hv[i], tv[i]) : -1;
+              }
+            }
+            uint4 raw[kBatch];
 #pragma unroll
-              for (int e = 0; e < kVec; ++e) fine[e] = 0.0f;
+            for (int i = 0; i < kBatch; ++i) {
+              raw[i] = sl[i] >= 0 ? __ldg(reinterpret_cast<const uint4*>(rows_b + (hv[i] * head_step + sl[i] * row_step + col)))
+                                  : make_uint4(0u, 0u, 0u, 0u);
+            }
+#pragma unroll
+            for (int i = 0; i < kBatch; ++i) {
+              if (i0 + i >= n) break;
+              if (sl[i] >= 0) {
+                float a[kVec];
+                unpack(raw[i], a, static_cast<const T*>(nullptr));
+#pragma unroll
+                for (int e = 0; e < kVec; ++e) fine[e] += a[e];
+              }
+              if (hv[i] == group - 1) {  // the token's last head
+                if (tv[i] >= 0 && tv[i] < N) {
+                  float o[kVec];
+#pragma unroll
+                  for (int e = 0; e < kVec; ++e) o[e] = fine[e] + coarse[e];
+                  store_vec(out_b + int64_t{tv[i]} * out.seq_stride + col, o);
+                }
+#pragma unroll
+                for (int e = 0; e < kVec; ++e) fine[e] = 0.0f;
+              }
             }
           }
         }
@@ -357,23 +393,37 @@ void launch_slot_gather(const Geometry& g, const SlotJobs& jobs, const int32_t* 
   LH_CHECK_LAUNCH();
 }
 
-// Cells per lane group and launch: the grid covers the cells of a (row,
-// head) pair about this many times over. LIGHTHOUSE_TOKEN_GATHER="cells=R"
-// overrides it for tuning runs (scripts/tune-token-gather.sh; read once).
-constexpr int kCellsPerGroup = 4;
+// The token gather's launch choices: cells per lane group and launch (the
+// grid covers the cells of a (row, head) pair about this many times over),
+// and whether the lanes load the slots cooperatively (kCoop): by default
+// when a group sums several heads. Measured on an H200 (2026-12-01,
+// benchmarks/gather_bench.py, B=2 N=262,144 H=16/4 d=64 L=4), kCoop took the
+// gather backward of dk (four heads a group) from 0.417 to 0.356 ms, but
+// those of one head a group from 0.634 to 0.645 ms (dq) and 0.593 to 0.632 ms
+// (the scatter).
+// LIGHTHOUSE_TOKEN_GATHER="cells=R,coop=0|1" overrides them for tuning runs
+// (scripts/tune-token-gather.sh; read once).
+struct TokenTuning {
+  int cells = 4;
+  int coop = -1;  // -1: when a group has several heads
+};
 
-inline int token_cells_per_group() {
-  static const int r = [] {
+inline TokenTuning token_tuning() {
+  static const TokenTuning t = [] {
+    TokenTuning r;
     const char* env = std::getenv("LIGHTHOUSE_TOKEN_GATHER");
-    if (env == nullptr) return kCellsPerGroup;
-    int n = 0;
+    if (env == nullptr) return r;
+    int c = 0, f = 0;
     char tail = 0;
-    if (std::sscanf(env, "cells=%d%c", &n, &tail) != 1 || n < 1) {
-      throw std::runtime_error(std::string("LIGHTHOUSE_TOKEN_GATHER='") + env + "': expected cells=R, R >= 1");
+    if (std::sscanf(env, "cells=%d,coop=%d%c", &c, &f, &tail) != 2 || c < 1 || (f != 0 && f != 1)) {
+      throw std::runtime_error(std::string("LIGHTHOUSE_TOKEN_GATHER='") + env +
+                               "': expected cells=R,coop=0|1 with R >= 1");
     }
-    return n;
+    r.cells = c;
+    r.coop = f;
+    return r;
   }();
-  return r;
+  return t;
 }
 
 template <typename T, bool kShifted, bool kScaled>
@@ -387,16 +437,23 @@ void launch_token_gather(const Geometry& g, const SubTensor& rows, const TokenTe
   }
   const RowLayout lay = row_layout<T>(g.d);
   const int64_t cells = (g.N >> g.log2_p) + 1;
-  const dim3 grid(grid_blocks(cells, kThreads / lay.lanes * token_cells_per_group()), grid_y(g.B * out.heads));
+  const TokenTuning tune = token_tuning();
+  const dim3 grid(grid_blocks(cells, kThreads / lay.lanes * tune.cells), grid_y(g.B * out.heads));
+  auto launch = [&](auto kernel) {
+    kernel<<<grid, kThreads, 0, stream>>>(g, rows, out, inv, lay, spill);
+    LH_CHECK_LAUNCH();
+  };
   if constexpr (kShifted) {
-    if (spill.ptr != nullptr) {
-      token_gather_kernel<T, true, kScaled, true><<<grid, kThreads, 0, stream>>>(g, rows, out, inv, lay, spill);
-      LH_CHECK_LAUNCH();
+    if (spill.ptr != nullptr) {  // CP only: one variant
+      launch(token_gather_kernel<T, true, kScaled, true, true>);
       return;
     }
   }
-  token_gather_kernel<T, kShifted, kScaled, false><<<grid, kThreads, 0, stream>>>(g, rows, out, inv, lay, spill);
-  LH_CHECK_LAUNCH();
+  if (tune.coop == 1 || (tune.coop == -1 && group > 1)) {
+    launch(token_gather_kernel<T, kShifted, kScaled, false, true>);
+  } else {
+    launch(token_gather_kernel<T, kShifted, kScaled, false, false>);
+  }
 }
 
 }  // namespace
