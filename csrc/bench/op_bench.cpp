@@ -127,12 +127,17 @@ OpBenchRow OpBench::run(size_t i) {
   const at::Tensor gs = at::randn({a.batch, a.heads, row.s, a.head_dim}, opts);
 
   auto lh = [&] { return attention(q, k, v, o); };
-  row.lh_fwd = timer_.median_ms(lh);
-  row.lh_fwd_bwd = timer_.median_ms([&] { forward_backward(lh, {q, k, v}, grad_out); });
-  row.lh_peak_bytes = peak_bytes(device_, [&] { forward_backward(lh, {q, k, v}, grad_out); });
   auto floor = [&] { return inner_sdpa(qs, ks, vs, o.backend); };
-  row.floor_fwd = timer_.median_ms(floor);
-  row.floor_fwd_bwd = timer_.median_ms([&] { forward_backward(floor, {qs, ks, vs}, gs); });
+  const Timer::Paired fwd = timer_.paired_median_ms(lh, floor);
+  const Timer::Paired fwd_bwd = timer_.paired_median_ms([&] { forward_backward(lh, {q, k, v}, grad_out); },
+                                                        [&] { forward_backward(floor, {qs, ks, vs}, gs); });
+  row.lh_fwd = fwd.a_ms;
+  row.floor_fwd = fwd.b_ms;
+  row.over_floor_fwd = fwd.ratio;
+  row.lh_fwd_bwd = fwd_bwd.a_ms;
+  row.floor_fwd_bwd = fwd_bwd.b_ms;
+  row.over_floor_fwd_bwd = fwd_bwd.ratio;
+  row.lh_peak_bytes = peak_bytes(device_, [&] { forward_backward(lh, {q, k, v}, grad_out); });
   for (size_t bi = 0; bi < dense_.size(); ++bi) {
     if (a.dense_max_n > 0 && n > a.dense_max_n) {
       row.dense.emplace_back(0.0, 0.0);
@@ -159,8 +164,8 @@ Json OpBench::row_json(const OpBenchRow& r) const {
               {"lighthouse_fwd_bwd_ms", r.lh_fwd_bwd},
               {"sdpa_on_S_fwd_ms", r.floor_fwd},
               {"sdpa_on_S_fwd_bwd_ms", r.floor_fwd_bwd},
-              {"lighthouse_over_floor_fwd", r.lh_fwd / r.floor_fwd},
-              {"lighthouse_over_floor_fwd_bwd", r.lh_fwd_bwd / r.floor_fwd_bwd}};
+              {"lighthouse_over_floor_fwd", r.over_floor_fwd},
+              {"lighthouse_over_floor_fwd_bwd", r.over_floor_fwd_bwd}};
   for (size_t bi = 0; bi < dense_.size(); ++bi) {
     const std::string name = "dense_" + to_string(dense_[bi]);
     if (r.dense[bi].first > 0) {
@@ -196,6 +201,8 @@ Json OpBench::document(const Json& rows) const {
               {"inner_sdpa_backend", backend_used_},
               {"warmup", c_.warmup},
               {"repeats", c_.repeats},
+              {"timing", "Lighthouse and SDPA on S timed alternately; lighthouse_over_floor_* are medians of "
+                         "the per-pair ratios"},
               {"validation", validation_},
               {"rows", rows}};
   if (device_.is_cuda()) doc["gpu"] = device_name(device_);

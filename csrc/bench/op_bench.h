@@ -9,7 +9,9 @@
  * alone (include/lighthouse/stages.h) and, on CUDA, peak memory. Before any
  * timing the op is validated (on CUDA against its CPU twin). Times are
  * medians (bench::Timer). Inputs are seeded (at::manual_seed(0) once, before
- * validation), so a rerun measures the same tensors.
+ * validation), so a rerun measures the same tensors. Lighthouse and its
+ * floor are timed alternately, and their ratio is the median of the
+ * per-pair ratios.
  */
 #pragma once
 
@@ -52,6 +54,9 @@ struct OpBenchRow {
   int64_t n = 0, top_k = 0, s = 0;
   double lh_fwd = 0, lh_fwd_bwd = 0;        // Lighthouse
   double floor_fwd = 0, floor_fwd_bwd = 0;  // inner SDPA on S tokens
+  // Lighthouse over the floor: the median of per-pair ratios, the two timed
+  // alternately (bench::Timer::paired_median_ms).
+  double over_floor_fwd = 0, over_floor_fwd_bwd = 0;
   std::vector<std::pair<double, double>> dense;  // per dense backend: fwd, fwd+bwd
   int64_t lh_peak_bytes = 0, dense_peak_bytes = 0;  // CUDA only
   std::vector<std::pair<std::string, double>> stages;  // name, ms

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <utility>
 #include <vector>
 
 #include "device/device.h"
@@ -14,6 +15,16 @@
 #endif
 
 namespace lighthouse::bench {
+
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size() / 2;
+  return v.size() % 2 == 1 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+}
+
+}  // namespace
 
 Timer::Timer(at::Device device, int warmup, int repeats) : device_(device), warmup_(warmup), repeats_(repeats) {
 #ifdef LIGHTHOUSE_WITH_CUDA
@@ -34,8 +45,24 @@ double Timer::median_ms(const std::function<void()>& fn) const {
     // one when a run takes over five seconds.
     if (ms.front() > 5 * kSlowMs || (ms.front() > kSlowMs && ms.size() >= 3)) break;
   }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  return median(std::move(ms));
+}
+
+Timer::Paired Timer::paired_median_ms(const std::function<void()>& a, const std::function<void()>& b) const {
+  for (int i = 0; i < warmup_; ++i) {
+    a();
+    b();
+  }
+  device::synchronize(device_);
+  std::vector<double> ta, tb, ratio;
+  for (int i = 0; i < repeats_; ++i) {
+    ta.push_back(once_ms(a));
+    tb.push_back(once_ms(b));
+    ratio.push_back(ta.back() / tb.back());
+    const double slow = std::max(ta.front(), tb.front());
+    if (slow > 5 * kSlowMs || (slow > kSlowMs && ta.size() >= 3)) break;
+  }
+  return {median(ta), median(tb), median(ratio)};
 }
 
 double Timer::once_ms(const std::function<void()>& fn) const {

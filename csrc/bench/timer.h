@@ -29,6 +29,15 @@ class Timer {
   // One timed run of `fn`, in milliseconds (no warm-up).
   double once_ms(const std::function<void()>& fn) const;
 
+  // `a` and `b` timed alternately (a, b, a, b, ...; up to `repeats` pairs
+  // after `warmup` untimed runs of each, the same early stop for slow runs):
+  // a drift of clocks or temperature during the measurement moves both
+  // alike. Medians of each, and the median of the per-pair ratios a_i / b_i.
+  struct Paired {
+    double a_ms = 0, b_ms = 0, ratio = 0;
+  };
+  Paired paired_median_ms(const std::function<void()>& a, const std::function<void()>& b) const;
+
   const at::Device& device() const { return device_; }
 
  private:

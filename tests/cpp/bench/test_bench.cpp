@@ -57,6 +57,27 @@ TEST(BenchTimer, MedianOnCpu) {
   EXPECT_EQ(peak_bytes(at::kCPU, [] {}), 0);
 }
 
+TEST(BenchTimer, PairedAlternatesAndTakesTheMedianRatio) {
+  const Timer timer(at::kCPU, /*warmup=*/1, /*repeats=*/3);
+  std::string order;
+  const Timer::Paired t = timer.paired_median_ms(
+      [&] {
+        order += 'a';
+        std::this_thread::sleep_for(std::chrono::milliseconds(40));
+      },
+      [&] {
+        order += 'b';
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      });
+  EXPECT_EQ(order, "abababab");  // 1 warm-up pair + 3 timed pairs, alternating
+  EXPECT_GE(t.a_ms, 39.0);
+  EXPECT_GE(t.b_ms, 19.0);
+  // Each pair's ratio is near 2: sleeps only overshoot, by a few ms on an
+  // idle machine; the bounds leave room for a loaded one.
+  EXPECT_GT(t.ratio, 1.2);
+  EXPECT_LT(t.ratio, 3.0);
+}
+
 TEST(OpBench, TinyRunOnCpu) {
   OpBenchConfig c;
   c.device = "cpu";
@@ -82,6 +103,9 @@ TEST(OpBench, TinyRunOnCpu) {
     // L=2, p=2, top_k=128: N pads to an even length; S = N_pad / 2 + 256.
     EXPECT_EQ(r.s, i == 0 ? 512 : 556);
     for (double ms : {r.lh_fwd, r.lh_fwd_bwd, r.floor_fwd, r.floor_fwd_bwd}) EXPECT_GT(ms, 0);
+    // One timed pair: the ratio is that pair's.
+    EXPECT_DOUBLE_EQ(r.over_floor_fwd, r.lh_fwd / r.floor_fwd);
+    EXPECT_DOUBLE_EQ(r.over_floor_fwd_bwd, r.lh_fwd_bwd / r.floor_fwd_bwd);
     ASSERT_EQ(r.dense.size(), 1u);
     EXPECT_GT(r.dense[0].first, 0);
     ASSERT_EQ(r.stages.size(), 8u);
@@ -91,7 +115,7 @@ TEST(OpBench, TinyRunOnCpu) {
   }
   const Json doc = b.document(rows);
   for (const char* key : {"date", "device", "dtype", "B", "H", "H_kv", "d", "levels", "pool", "scorer",
-                          "inner_sdpa_backend", "warmup", "repeats", "validation", "rows"}) {
+                          "inner_sdpa_backend", "warmup", "repeats", "timing", "validation", "rows"}) {
     EXPECT_TRUE(doc.contains(key)) << key;
   }
   EXPECT_FALSE(doc.contains("gpu"));
