@@ -180,9 +180,9 @@ __global__ void __launch_bounds__(kThreads)
 // rows[b, h, inv(l, index_l(t))], with index_l(t) = t >> (l log2_p), or
 // ((t + 1) >> (l log2_p)) - 1 when kShifted. Positions t < N only.
 //
-// For l >= 1, index_l(t) depends on t only through the cell u = index_1
-// (t >> log2_p, or (t + 1) >> log2_p when kShifted): the p tokens of a cell
-// share every coarse row. So the sum is split, in a fixed order that the CPU
+// For l >= 1, index_l(t) depends on t only through its cell u = t >> log2_p
+// (kShifted: u = (t + 1) >> log2_p, so index_l(t) = (u >> ((l-1) log2_p)) - 1):
+// the p tokens of a cell share every coarse row. So the sum is split, in a fixed order that the CPU
 // twins follow (params.h):
 //   coarse(u) = sum over h (head order), then l = 1 .. L-1 (level order)
 //   fine(t)   = sum over h (head order) of the level-0 row (index t)
