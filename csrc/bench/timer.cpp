@@ -18,6 +18,12 @@ namespace lighthouse::bench {
 
 namespace {
 
+// Slow measurements (dense attention at long N): three runs suffice, one when
+// a run takes over five seconds.
+bool enough(double first_ms, size_t runs) {
+  return first_ms > 5 * Timer::kSlowMs || (first_ms > Timer::kSlowMs && runs >= 3);
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t m = v.size() / 2;
@@ -41,9 +47,7 @@ double Timer::median_ms(const std::function<void()>& fn) const {
   std::vector<double> ms;
   for (int i = 0; i < repeats_; ++i) {
     ms.push_back(once_ms(fn));
-    // Slow measurements (dense attention at long N): three runs suffice,
-    // one when a run takes over five seconds.
-    if (ms.front() > 5 * kSlowMs || (ms.front() > kSlowMs && ms.size() >= 3)) break;
+    if (enough(ms.front(), ms.size())) break;
   }
   return median(std::move(ms));
 }
@@ -59,8 +63,7 @@ Timer::Paired Timer::paired_median_ms(const std::function<void()>& a, const std:
     ta.push_back(once_ms(a));
     tb.push_back(once_ms(b));
     ratio.push_back(ta.back() / tb.back());
-    const double slow = std::max(ta.front(), tb.front());
-    if (slow > 5 * kSlowMs || (slow > kSlowMs && ta.size() >= 3)) break;
+    if (enough(std::max(ta.front(), tb.front()), ta.size())) break;
   }
   return {median(ta), median(tb), median(ratio)};
 }

@@ -73,37 +73,45 @@ void gather_backward_impl(const GatherBackwardParams& p, const CpuExec& ex) {
   const int64_t group = g.H / heads;
   const int64_t chunks = (g.N + kPosChunk - 1) / kPosChunk;
   ex.run(g.B * chunks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<Acc> coarse(g.d), fine(g.d);
+    // The fixed order of params.h: coarse = levels >= 1 (heads, then levels),
+    // fine = level 0 (heads), out = fine + coarse. `coarse` depends on t only
+    // through t >> log2_p, so it is summed once per level-1 span, per head.
+    std::vector<Acc> coarse(heads * g.d), fine(g.d);
     for (int64_t item = begin; item < end; ++item) {
       const int64_t chunk = item % chunks;
       const int64_t b = item / chunks;
+      const int32_t* inv_b = p.inv_ptr + b * g.H * g.P;
+      const T* rows_b = static_cast<const T*>(p.dxg.ptr) + b * p.dxg.batch_stride;
       const int64_t t_end = std::min(g.N, (chunk + 1) * kPosChunk);
+      int64_t cell = -1;
       for (int64_t t = chunk * kPosChunk; t < t_end; ++t) {
-        for (int64_t hx = 0; hx < heads; ++hx) {
-          // The fixed order of params.h: coarse = levels >= 1 (heads, then
-          // levels), fine = level 0 (heads), out = fine + coarse.
+        if ((t >> g.log2_p) != cell) {
+          cell = t >> g.log2_p;
           std::fill(coarse.begin(), coarse.end(), Acc(0));
-          std::fill(fine.begin(), fine.end(), Acc(0));
-          for (int64_t h = hx * group; h < (hx + 1) * group; ++h) {
-            const int32_t* inv = p.inv_ptr + (b * g.H + h) * g.P;
-            const T* rows = static_cast<const T*>(p.dxg.ptr) + b * p.dxg.batch_stride + h * p.dxg.head_stride;
-            for (int l = 1; l < g.L; ++l) {
-              const int32_t slot = inv[g.level_offset[l] + (t >> (l * g.log2_p))];
-              if (slot < 0) continue;
-              const Acc scale = Acc(1) / static_cast<Acc>(g.span(l));
-              const T* row = rows + slot * p.dxg.seq_stride;
-              for (int64_t i = 0; i < g.d; ++i) coarse[i] += Scalar<T>::load(row + i) * scale;
+          for (int64_t hx = 0; hx < heads; ++hx) {
+            Acc* acc = coarse.data() + hx * g.d;
+            for (int64_t h = hx * group; h < (hx + 1) * group; ++h) {
+              for (int l = 1; l < g.L; ++l) {
+                const int32_t slot = inv_b[h * g.P + g.level_offset[l] + (t >> (l * g.log2_p))];
+                if (slot < 0) continue;
+                const Acc scale = Acc(1) / static_cast<Acc>(g.span(l));
+                const T* row = rows_b + h * p.dxg.head_stride + slot * p.dxg.seq_stride;
+                for (int64_t i = 0; i < g.d; ++i) acc[i] += Scalar<T>::load(row + i) * scale;
+              }
             }
           }
+        }
+        for (int64_t hx = 0; hx < heads; ++hx) {
+          std::fill(fine.begin(), fine.end(), Acc(0));
           for (int64_t h = hx * group; h < (hx + 1) * group; ++h) {
-            const int32_t slot = p.inv_ptr[(b * g.H + h) * g.P + t];
+            const int32_t slot = inv_b[h * g.P + t];
             if (slot < 0) continue;
-            const T* row = static_cast<const T*>(p.dxg.ptr) + b * p.dxg.batch_stride + h * p.dxg.head_stride +
-                           slot * p.dxg.seq_stride;
+            const T* row = rows_b + h * p.dxg.head_stride + slot * p.dxg.seq_stride;
             for (int64_t i = 0; i < g.d; ++i) fine[i] += Scalar<T>::load(row + i);
           }
+          const Acc* acc = coarse.data() + hx * g.d;
           T* dst = static_cast<T*>(p.dx.ptr) + b * p.dx.batch_stride + hx * p.dx.head_stride + t * p.dx.seq_stride;
-          for (int64_t i = 0; i < g.d; ++i) Scalar<T>::store(dst + i, fine[i] + coarse[i]);
+          for (int64_t i = 0; i < g.d; ++i) Scalar<T>::store(dst + i, fine[i] + acc[i]);
         }
       }
     }

@@ -28,42 +28,51 @@ void scatter_impl(const ScatterParams& p, const CpuExec& ex) {
   const Geometry& g = p.g;
   const int64_t chunks = (g.N + kPosChunk - 1) / kPosChunk;
   ex.run(g.B * chunks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<Acc> coarse(g.d);
+    // The fixed order of params.h: coarse = levels >= 1 in level order, then
+    // out = level 0 + coarse. `coarse` depends on t only through
+    // (t + 1) >> log2_p, so it is summed once per (shifted) level-1 span, per head.
+    std::vector<Acc> coarse(g.H * g.d);
     for (int64_t item = begin; item < end; ++item) {
       const int64_t chunk = item % chunks;
       const int64_t b = item / chunks;
+      const int32_t* inv_b = p.inv_ptr + b * g.H * g.P;
+      const T* rows_b = static_cast<const T*>(p.og.ptr) + b * p.og.batch_stride;
+      const T* spill_b = p.spill_in.ptr == nullptr
+                             ? nullptr
+                             : static_cast<const T*>(p.spill_in.ptr) + b * p.spill_in.batch_stride;
       const int64_t t_end = std::min(g.N, (chunk + 1) * kPosChunk);
+      int64_t cell = -1;
       for (int64_t t = chunk * kPosChunk; t < t_end; ++t) {
-        for (int64_t h = 0; h < g.H; ++h) {
-          // The fixed order of params.h: coarse = levels >= 1 in level order,
-          // then out = level 0 + coarse.
+        if (((t + 1) >> g.log2_p) != cell) {
+          cell = (t + 1) >> g.log2_p;
           std::fill(coarse.begin(), coarse.end(), Acc(0));
-          const int32_t* inv = p.inv_ptr + (b * g.H + h) * g.P;
-          const T* rows = static_cast<const T*>(p.og.ptr) + b * p.og.batch_stride + h * p.og.head_stride;
-          const T* spill = p.spill_in.ptr == nullptr ? nullptr
-                           : static_cast<const T*>(p.spill_in.ptr) + b * p.spill_in.batch_stride +
-                                 h * p.spill_in.head_stride;
-          for (int l = 1; l < g.L; ++l) {
-            const int64_t j = ((t + 1) >> (l * g.log2_p)) - 1;
-            if (j < 0) {  // the previous chunk's last level-l entry, if any (ScatterParams::spill_in)
-              if (spill != nullptr) {
-                const T* row = spill + l * p.spill_in.seq_stride;
-                for (int64_t i = 0; i < g.d; ++i) coarse[i] += Scalar<T>::load(row + i);
+          for (int64_t h = 0; h < g.H; ++h) {
+            Acc* acc = coarse.data() + h * g.d;
+            for (int l = 1; l < g.L; ++l) {
+              const int64_t j = ((t + 1) >> (l * g.log2_p)) - 1;
+              if (j < 0) {  // the previous chunk's last level-l entry, if any (ScatterParams::spill_in)
+                if (spill_b != nullptr) {
+                  const T* row = spill_b + h * p.spill_in.head_stride + l * p.spill_in.seq_stride;
+                  for (int64_t i = 0; i < g.d; ++i) acc[i] += Scalar<T>::load(row + i);
+                }
+                continue;
               }
-              continue;
+              const int32_t slot = inv_b[h * g.P + g.level_offset[l] + j];
+              if (slot < 0) continue;
+              const T* row = rows_b + h * p.og.head_stride + slot * p.og.seq_stride;
+              for (int64_t i = 0; i < g.d; ++i) acc[i] += Scalar<T>::load(row + i);
             }
-            const int32_t slot = inv[g.level_offset[l] + j];
-            if (slot < 0) continue;
-            const T* row = rows + slot * p.og.seq_stride;
-            for (int64_t i = 0; i < g.d; ++i) coarse[i] += Scalar<T>::load(row + i);
           }
-          const int32_t slot0 = inv[t];  // level 0: j = t
-          const T* row0 = slot0 < 0 ? nullptr : rows + slot0 * p.og.seq_stride;
+        }
+        for (int64_t h = 0; h < g.H; ++h) {
+          const int32_t slot0 = inv_b[h * g.P + t];  // level 0: j = t
+          const T* row0 = slot0 < 0 ? nullptr : rows_b + h * p.og.head_stride + slot0 * p.og.seq_stride;
+          const Acc* acc = coarse.data() + h * g.d;
           T* dst = static_cast<T*>(p.out.ptr) + b * p.out.batch_stride + h * p.out.head_stride +
                    t * p.out.seq_stride;
           for (int64_t i = 0; i < g.d; ++i) {
             const Acc fine = row0 == nullptr ? Acc(0) : Acc(0) + Scalar<T>::load(row0 + i);
-            Scalar<T>::store(dst + i, fine + coarse[i]);
+            Scalar<T>::store(dst + i, fine + acc[i]);
           }
         }
       }
