@@ -83,7 +83,7 @@ def main():
     S = e32.shape[-1]
     sub = torch.randn(B, H, S, d, device=dev, dtype=dt, generator=gen)
     ops = torch.ops.lighthouse
-    esz = torch.tensor([], dtype=dt).element_size()
+    esz = dt.itemsize
     sub_bytes = sub.numel() * esz
     inv_bytes = inv.numel() * 4
     out_q = B * N * H * d * esz
