@@ -3,17 +3,19 @@ gather.cu: the token gather as gather backward for dq and for dk and as the
 scatter; the slot gather as the gather of q, k, v and the scatter backward)
 on one shape, with the bandwidth they reach, against filling and copying a
 dq-sized tensor in the same run. For tuning on a GPU; the launch choices
-come from LIGHTHOUSE_TOKEN_GATHER (gather.cu), read once per process.
+come from LIGHTHOUSE_TOKEN_GATHER and LIGHTHOUSE_SCATTER_BACKWARD (gather.cu),
+read once per process.
 
   LIGHTHOUSE_LIBRARY=build-gpu/liblighthouse_ops.so PYTHONPATH=python \\
-    python3 benchmarks/gather_bench.py [--shape gqa|n200k|n256k] [--once]
+    python3 benchmarks/gather_bench.py [--shape gqa|n98k|n200k|n256k] [--once]
 
 --once runs each launch once after one warm-up (for Nsight Compute).
 Bytes counted: token gather: the output written once, the sub-sequence rows
 and the slot table (inv) of the heads read once each (reads of shared coarse
 rows and slots from cache not counted); slot gather: the output written once
 and every token row of every span read once (for q, k, v: each query head's
-spans, though GQA heads share k and v rows in cache).
+spans, though GQA heads share k and v rows in cache); the scatter backward's
+window kernel: dout and the slot table read once, the output written once.
 """
 
 import argparse
@@ -28,6 +30,7 @@ import lighthouse  # noqa: F401
 SHAPES = {
     # B, N, H, H_kv, d, L, p, top_k
     "gqa": (2, 262144, 16, 4, 64, 4, 4, 2048),
+    "n98k": (1, 98304, 8, 8, 128, 3, 4, 1536),
     "n200k": (1, 200000, 8, 8, 128, 3, 4, 2048),
     "n256k": (1, 262144, 8, 8, 128, 3, 4, 4096),
     "tiny": (1, 8192, 4, 2, 64, 3, 4, 256),  # a smoke test, also on a CPU
@@ -103,17 +106,21 @@ def main():
     span = (p ** lvl).sum().item()
     span_fwd = torch.where(lvl == L - 1, 1, p ** lvl).sum().item()
     row = d * esz
+    # The scatter backward's window kernel (L <= 4) reads each dout row once;
+    # the slot gather reads every span.
+    window = L <= 4 and os.environ.get("LIGHTHOUSE_SCATTER_BACKWARD", "window") == "window"
+    scatter_bwd_bytes = sub_bytes + (out_q + inv_bytes if window else span * row)
     cases = [
         ("gather bwd dq", lambda: ops._gather_backward(sub, inv, N, H, L, p, k), out_q + sub_bytes + inv_bytes),
         ("gather bwd dk", lambda: ops._gather_backward(sub, inv, N, Hkv, L, p, k), out_kv + sub_bytes + inv_bytes),
         ("scatter", lambda: ops._scatter(sub, e32, inv, N, L, p, k), out_q + sub_bytes + inv_bytes),
         ("gather q, k, v", lambda: ops._gather(q, kk, v, e32, inv, cq, ck, cv, L, p, k),
          3 * sub_bytes + 3 * span_fwd * row),
-        ("scatter bwd", lambda: ops._scatter_backward(dout, e32, L, p, k), sub_bytes + span * row),
+        ("scatter bwd", lambda: ops._scatter_backward(dout, e32, inv, L, p, k), scatter_bwd_bytes),
         ("fill dq-sized (zero_)", lambda: fill_q.zero_(), out_q),
         ("copy dq-sized (copy_)", lambda: fill_q.copy_(src_q), 2 * out_q),
     ]
-    env = " ".join(f"{n}={os.environ[n]}" for n in ("LIGHTHOUSE_TOKEN_GATHER",)
+    env = " ".join(f"{n}={os.environ[n]}" for n in ("LIGHTHOUSE_TOKEN_GATHER", "LIGHTHOUSE_SCATTER_BACKWARD")
                    if n in os.environ) or "default launch choices"
     print(f"shape {a.shape}: B={B} N={N} H={H}/{Hkv} d={d} L={L} p={p} top_k={k} S={S}; {env}")
     for name, fn, nbytes in cases:

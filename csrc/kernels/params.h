@@ -65,6 +65,13 @@ struct Geometry {
     while (l + 1 < L && pyr >= level_offset[l + 1]) ++l;
     return l;
   }
+  // The lowest level whose rows the scores pass pools (CoarsePool): L-2 as
+  // well as L-1 when level L-2's spans hold at least 16 tokens (a gather of
+  // such an entry reads 16 or more token rows, and pooling it costs at most a
+  // sixteenth of a row per token to write), else L-1 alone.
+  LH_HD int pool_first() const { return L >= 3 && span(L - 2) >= 16 ? L - 2 : L - 1; }
+  // Pooled rows per (row, head): the pyramid entries of levels >= pool_first().
+  LH_HD int64_t pooled_rows() const { return P - level_offset[pool_first()]; }
 };
 
 // A token tensor [B, N, heads, d]; strides in elements, last dim contiguous.
@@ -84,21 +91,24 @@ struct SubTensor {
   int64_t seq_stride = 0;
 };
 
-// The coarsest level's pooled q, k, v, written by the scores pass when it
-// reads q and k anyway (norm scorer): the gather then copies one row per
-// coarsest entry instead of re-reading its c_{L-1} tokens. Same arithmetic as
-// the gather's own pooling (tokens summed in order in the accumulator type,
-// times 1/c), so results do not depend on which path pooled.
+// The coarse levels' pooled q, k, v, written by the scores pass when it reads
+// q and k anyway (norm scorer): the gather then copies one row per entry of
+// these levels instead of re-reading its c_l tokens. The levels are
+// g.pool_first() .. L-1; row r of a head is pyramid entry
+// level_offset[pool_first()] + r (R = g.pooled_rows() rows). Same arithmetic
+// as the gather's own pooling (each span's tokens summed in order in the
+// accumulator type, times 1/c_l), so results do not depend on which path
+// pooled.
 struct CoarsePool {
   TokenTensor v;          // [B, N, H_kv, d], read only (q, k are the scores' q_src, k_src)
-  void* q_ptr = nullptr;  // [B, q_src.heads, N_{L-1}, d] out, contiguous; null: no pooling
-  void* k_ptr = nullptr;  // [B, k_src.heads, N_{L-1}, d] out, contiguous
-  void* v_ptr = nullptr;  // [B, v.heads, N_{L-1}, d] out, contiguous
+  void* q_ptr = nullptr;  // [B, q_src.heads, R, d] out, contiguous; null: no pooling
+  void* k_ptr = nullptr;  // [B, k_src.heads, R, d] out, contiguous
+  void* v_ptr = nullptr;  // [B, v.heads, R, d] out, contiguous
 };
 
 // Stage 1 and 2: per-token l2 norms (accumulated in fp64, rounded once to
 // fp32, NaN ranked as +inf), then per level the max over each span; and,
-// optionally, the pooled coarsest rows (CoarsePool).
+// optionally, the pooled coarse rows (CoarsePool).
 // q_src/k_src are q and k for the norm scorer, the dilated scorer's two SDPA
 // outputs otherwise; their head counts may differ (GQA).
 struct ScoresParams {
@@ -131,7 +141,7 @@ struct GatherParams {
   TokenTensor x;                         // [B, N, heads, d], read only; heads divides H
   SubTensor xg;                          // [B, H, S, d] out
   const int32_t* entries_ptr = nullptr;  // [B, H, S]
-  const void* coarse_ptr = nullptr;      // optional [B, heads, N_{L-1}, d] pooled coarsest rows of x
+  const void* coarse_ptr = nullptr;      // optional [B, heads, R, d] pooled coarse rows of x (CoarsePool)
 };
 
 // The token sums' fixed order (gather backward and scatter, on every device):
@@ -192,6 +202,10 @@ struct ScatterBackwardParams {
   const int32_t* entries_ptr = nullptr;  // [B, H, S]
   TokenTensor spill_dout;          // optional [B, spill_rows, H, d], read only; ptr null: none
   int64_t spill_rows = 0;
+  // Optional [B, H, P] inverse map of `entries`. With it the CUDA kernel
+  // walks dout once, summing every level at a time (same sums, same order);
+  // the CPU twin reads `entries` only.
+  const int32_t* inv_ptr = nullptr;
 };
 
 }  // namespace lighthouse

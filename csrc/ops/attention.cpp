@@ -94,9 +94,9 @@ Geometry check_gather(const at::Tensor& q, const at::Tensor& k, const at::Tensor
   for (int i = 0; i < 3; ++i) {
     if (!coarse[i]->has_value()) continue;
     const at::Tensor& c = coarse[i]->value();
-    const std::vector<int64_t> want{g.B, xs[i]->size(2), g.level_size(g.L - 1), g.d};
+    const std::vector<int64_t> want{g.B, xs[i]->size(2), g.pooled_rows(), g.d};
     LH_CHECK(c.sizes() == c10::IntArrayRef(want) && c.scalar_type() == q.scalar_type() && c.device() == q.device(),
-             op, ": ", names[i], " must be the pooled coarsest rows [B, heads, N_{L-1}, d] = ", want, " in ",
+             op, ": ", names[i], " must be the pooled coarse rows [B, heads, R, d] = ", want, " in ",
              q.scalar_type(), " on ", q.device(), ", got ", c.sizes(), " ", c.scalar_type(), " on ", c.device());
   }
   return g;
@@ -127,14 +127,15 @@ Geometry check_scatter(const at::Tensor& og, const at::Tensor& entries, const at
   return check_plan_tensors(op, entries, inv, g, og.device());
 }
 
-Geometry check_scatter_backward(const at::Tensor& grad, const at::Tensor& entries, const Options& o) {
+Geometry check_scatter_backward(const at::Tensor& grad, const at::Tensor& entries, const at::Tensor& inv,
+                                const Options& o) {
   const char* op = "lighthouse._scatter_backward";
   check_options(o);
   LH_CHECK(grad.dim() == 4, op, ": grad must be [B, N, H, d], got ", grad.sizes());
   LH_CHECK(grad.size(1) >= min_sequence_length(o), op, ": N=", grad.size(1), " is below the smallest valid N ",
            min_sequence_length(o));
   const Geometry g = geometry_for(grad.size(0), grad.size(1), grad.size(2), grad.size(2), grad.size(3), o);
-  return check_plan_tensors(op, entries, at::Tensor(), g, grad.device());
+  return check_plan_tensors(op, entries, inv, g, grad.device());
 }
 
 // ---- CPU and CUDA kernels --------------------------------------------------
@@ -160,10 +161,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> plan_kern
   } else if (g.B == 0) {
     plan.entries = at::empty({0, g.H, g.S}, int32_on(q.device()));
     plan.inv = at::empty({0, g.H, g.P}, int32_on(q.device()));
-    const int64_t n_coarse = g.level_size(g.L - 1);
-    plan.coarse_q = at::empty({0, g.H, n_coarse, g.d}, q.options());
-    plan.coarse_k = at::empty({0, g.H_kv, n_coarse, g.d}, k.options());
-    plan.coarse_v = at::empty({0, g.H_kv, n_coarse, g.d}, v.options());
+    const int64_t rows = g.pooled_rows();
+    plan.coarse_q = at::empty({0, g.H, rows, g.d}, q.options());
+    plan.coarse_k = at::empty({0, g.H_kv, rows, g.d}, k.options());
+    plan.coarse_v = at::empty({0, g.H_kv, rows, g.d}, v.options());
   } else {
     plan = make_plan(q, k, v, g, o, /*pool_coarse=*/true);
   }
@@ -214,12 +215,13 @@ at::Tensor scatter_kernel(const at::Tensor& og, const at::Tensor& entries, const
   return scatter(og, plan, g);
 }
 
-at::Tensor scatter_backward_kernel(const at::Tensor& grad, const at::Tensor& entries, int64_t levels, int64_t pool,
-                                   int64_t top_k) {
-  const Geometry g = check_scatter_backward(grad, entries, make_options(levels, pool, top_k));
+at::Tensor scatter_backward_kernel(const at::Tensor& grad, const at::Tensor& entries, const at::Tensor& inv,
+                                   int64_t levels, int64_t pool, int64_t top_k) {
+  const Geometry g = check_scatter_backward(grad, entries, inv, make_options(levels, pool, top_k));
   if (g.B == 0) return at::empty({0, g.H, g.S, g.d}, grad.options());
   Plan plan;
   plan.entries = entries.contiguous();
+  plan.inv = inv.contiguous();
   return scatter_backward(grad, plan, g);
 }
 

@@ -40,9 +40,10 @@ using AttentionSignature = at::Tensor(const at::Tensor&, const at::Tensor&, cons
 using SelectSignature = at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, int64_t, int64_t, c10::string_view,
                                    int64_t, const OptTensor&, c10::string_view);
 // _plan(q, k, v, levels, pool, top_k, scorer, dilation, backend, entries)
-//   -> entries int32 [B, H, S], inv int32 [B, H, P], coarse_q [B, H, N_{L-1}, d],
-//      coarse_k, coarse_v [B, H_kv, N_{L-1}, d] (the coarse rows are shape [0] when not pooled:
-//      dilated scorer or given entries)
+//   -> entries int32 [B, H, S], inv int32 [B, H, P], coarse_q [B, H, R, d],
+//      coarse_k, coarse_v [B, H_kv, R, d]: the pooled rows of levels pool_first() .. L-1
+//      (CoarsePool, kernels/params.h; R = Geometry::pooled_rows()). Shape [0] when not pooled:
+//      dilated scorer or given entries.
 using PlanSignature = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
     const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, int64_t, int64_t, c10::string_view, int64_t,
     c10::string_view, const OptTensor&);
@@ -56,8 +57,9 @@ using GatherBackwardSignature = at::Tensor(const at::Tensor&, const at::Tensor&,
 // _scatter(og [B, H, S, d], entries, inv, seq_len, levels, pool, top_k) -> [B, N, H, d]
 using ScatterSignature = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, c10::SymInt, int64_t,
                                     int64_t, int64_t);
-// _scatter_backward(grad [B, N, H, d], entries, levels, pool, top_k) -> [B, H, S, d]
-using ScatterBackwardSignature = at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, int64_t, int64_t);
+// _scatter_backward(grad [B, N, H, d], entries, inv, levels, pool, top_k) -> [B, H, S, d]
+using ScatterBackwardSignature = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, int64_t,
+                                            int64_t);
 
 const c10::TypedOperatorHandle<AttentionSignature>& attention_op();
 const c10::TypedOperatorHandle<SelectSignature>& select_op();
@@ -91,8 +93,8 @@ at::Tensor gather_backward_kernel(const at::Tensor& grad, const at::Tensor& inv,
                                   int64_t levels, int64_t pool, int64_t top_k);
 at::Tensor scatter_kernel(const at::Tensor& og, const at::Tensor& entries, const at::Tensor& inv, int64_t seq_len,
                           int64_t levels, int64_t pool, int64_t top_k);
-at::Tensor scatter_backward_kernel(const at::Tensor& grad, const at::Tensor& entries, int64_t levels, int64_t pool,
-                                   int64_t top_k);
+at::Tensor scatter_backward_kernel(const at::Tensor& grad, const at::Tensor& entries, const at::Tensor& inv,
+                                   int64_t levels, int64_t pool, int64_t top_k);
 
 // Meta kernels (meta.cpp): shapes from sym sizes; with concrete sizes they
 // also run the CPU/CUDA kernels' shape, dtype and device checks.
@@ -110,8 +112,8 @@ at::Tensor gather_backward_meta(const at::Tensor& grad, const at::Tensor& inv, c
                                 int64_t levels, int64_t pool, int64_t top_k);
 at::Tensor scatter_meta(const at::Tensor& og, const at::Tensor& entries, const at::Tensor& inv, c10::SymInt seq_len,
                         int64_t levels, int64_t pool, int64_t top_k);
-at::Tensor scatter_backward_meta(const at::Tensor& grad, const at::Tensor& entries, int64_t levels, int64_t pool,
-                                 int64_t top_k);
+at::Tensor scatter_backward_meta(const at::Tensor& grad, const at::Tensor& entries, const at::Tensor& inv,
+                                 int64_t levels, int64_t pool, int64_t top_k);
 
 // Validation shared by the CPU/CUDA kernels and the Meta kernels (sizes,
 // dtypes, devices; nothing that reads data). Each returns the geometry.
@@ -125,6 +127,7 @@ Geometry check_gather_backward(const at::Tensor& grad, const at::Tensor& inv, in
                                const Options& o);
 Geometry check_scatter(const at::Tensor& og, const at::Tensor& entries, const at::Tensor& inv, int64_t seq_len,
                        const Options& o);
-Geometry check_scatter_backward(const at::Tensor& grad, const at::Tensor& entries, const Options& o);
+Geometry check_scatter_backward(const at::Tensor& grad, const at::Tensor& entries, const at::Tensor& inv,
+                                const Options& o);
 
 }  // namespace lighthouse::detail

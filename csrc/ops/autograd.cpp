@@ -62,16 +62,16 @@ struct ScatterFunction : torch::autograd::Function<ScatterFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& og, const at::Tensor& entries,
                             const at::Tensor& inv, const c10::SymInt& seq_len, int64_t levels, int64_t pool,
                             int64_t top_k) {
-    ctx->save_for_backward({entries});
+    ctx->save_for_backward({entries, inv});
     save_config(ctx, levels, pool, top_k);
     at::AutoDispatchBelowADInplaceOrView below;
     return scatter_op().call(og, entries, inv, seq_len, levels, pool, top_k);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const at::Tensor entries = ctx->get_saved_variables()[0];
-    at::Tensor dog = scatter_backward_op().call(grads[0], entries, saved_int(ctx, "levels"), saved_int(ctx, "pool"),
-                                                saved_int(ctx, "top_k"));
+    const variable_list saved = ctx->get_saved_variables();
+    at::Tensor dog = scatter_backward_op().call(grads[0], saved[0], saved[1], saved_int(ctx, "levels"),
+                                                saved_int(ctx, "pool"), saved_int(ctx, "top_k"));
     variable_list out(7);
     out[0] = std::move(dog);
     return out;

@@ -10,7 +10,7 @@
  * as SymInt; the stages are linear, so no activation of ours is kept (SDPA
  * keeps its own q~, k~, v~, o~ and log-sum-exp).
  *
- * _plan has no gradient (its pooled coarsest rows are forward-only inputs of
+ * _plan has no gradient (its pooled coarse rows are forward-only inputs of
  * _gather): its Autograd kernel runs it below autograd. The backward ops are
  * first-order only; differentiating them raises (see register.cpp).
  */

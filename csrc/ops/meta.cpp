@@ -33,6 +33,7 @@ struct SymPlanSizes {
   c10::SymInt S;         // slots per (row, head)
   c10::SymInt P;         // pyramid entries per (row, head)
   c10::SymInt n_coarse;  // entries of the coarsest level
+  c10::SymInt n_pooled;  // pooled rows: entries of levels >= pool_first()
 };
 
 SymPlanSizes plan_sizes(const c10::SymInt& seq_len, const Options& o) {
@@ -46,6 +47,10 @@ SymPlanSizes plan_sizes(const c10::SymInt& seq_len, const Options& o) {
   s.S = s.n_coarse + int64_t{unit_g.L - 1} * unit_g.p() * o.top_k;
   s.P = n_pad;
   for (int l = 1; l < unit_g.L; ++l) s.P = s.P + n_pad / (int64_t{1} << (l * unit_g.log2_p));
+  s.n_pooled = s.n_coarse;
+  for (int l = unit_g.pool_first(); l < unit_g.L - 1; ++l) {
+    s.n_pooled = s.n_pooled + n_pad / (int64_t{1} << (l * unit_g.log2_p));
+  }
   return s;
 }
 
@@ -78,9 +83,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> plan_meta
   at::Tensor out_entries = empty_int32({B, H, s.S}, q);
   at::Tensor inv = empty_int32({B, H, s.P}, q);
   if (!entries.has_value() && o.scorer == Scorer::kNorm) {
-    return {out_entries, inv, at::empty_symint({B, H, s.n_coarse, d}, q.options()),
-            at::empty_symint({B, H_kv, s.n_coarse, d}, k.options()),
-            at::empty_symint({B, H_kv, s.n_coarse, d}, v.options())};
+    return {out_entries, inv, at::empty_symint({B, H, s.n_pooled, d}, q.options()),
+            at::empty_symint({B, H_kv, s.n_pooled, d}, k.options()),
+            at::empty_symint({B, H_kv, s.n_pooled, d}, v.options())};
   }
   return {out_entries, inv, at::empty({0}, q.options()), at::empty({0}, k.options()), at::empty({0}, v.options())};
 }
@@ -120,10 +125,10 @@ at::Tensor scatter_meta(const at::Tensor& og, const at::Tensor& entries, const a
   return at::empty_symint({og.sym_size(0), seq_len, og.sym_size(1), og.sym_size(3)}, og.options());
 }
 
-at::Tensor scatter_backward_meta(const at::Tensor& grad, const at::Tensor& entries, int64_t levels, int64_t pool,
-                                 int64_t top_k) {
+at::Tensor scatter_backward_meta(const at::Tensor& grad, const at::Tensor& entries, const at::Tensor& inv,
+                                 int64_t levels, int64_t pool, int64_t top_k) {
   const Options o = make_options(levels, pool, top_k);
-  if (concrete({&grad, &entries})) check_scatter_backward(grad, entries, o);
+  if (concrete({&grad, &entries, &inv})) check_scatter_backward(grad, entries, inv, o);
   const SymPlanSizes s = plan_sizes(grad.sym_size(1), o);
   return at::empty_symint({grad.sym_size(0), grad.sym_size(2), s.S, grad.sym_size(3)}, grad.options());
 }

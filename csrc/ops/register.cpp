@@ -42,7 +42,7 @@ TORCH_LIBRARY(lighthouse, m) {
       "-> Tensor");
   m.def(
       "_scatter(Tensor og, Tensor entries, Tensor inv, SymInt seq_len, int levels, int pool, int top_k) -> Tensor");
-  m.def("_scatter_backward(Tensor grad, Tensor entries, int levels, int pool, int top_k) -> Tensor");
+  m.def("_scatter_backward(Tensor grad, Tensor entries, Tensor inv, int levels, int pool, int top_k) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(lighthouse, CompositeImplicitAutograd, m) { m.impl("attention", &attention_composite); }

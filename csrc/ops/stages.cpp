@@ -55,10 +55,10 @@ std::tuple<at::Tensor, at::Tensor> pyramid_scores(const at::Tensor& q_src_in, co
   at::Tensor v;
   if (plan_out != nullptr && v_in.defined()) {
     v = kernel_ready(v_in);
-    const int64_t n_coarse = g.level_size(g.L - 1);
-    plan_out->coarse_q = at::empty({g.B, q_src.size(2), n_coarse, g.d}, q_src.options());
-    plan_out->coarse_k = at::empty({g.B, k_src.size(2), n_coarse, g.d}, k_src.options());
-    plan_out->coarse_v = at::empty({g.B, v.size(2), n_coarse, g.d}, v.options());
+    const int64_t rows = g.pooled_rows();
+    plan_out->coarse_q = at::empty({g.B, q_src.size(2), rows, g.d}, q_src.options());
+    plan_out->coarse_k = at::empty({g.B, k_src.size(2), rows, g.d}, k_src.options());
+    plan_out->coarse_v = at::empty({g.B, v.size(2), rows, g.d}, v.options());
     p.pool.v = token_tensor(v);
     p.pool.q_ptr = plan_out->coarse_q.data_ptr();
     p.pool.k_ptr = plan_out->coarse_k.data_ptr();
@@ -188,6 +188,7 @@ at::Tensor scatter_backward(const at::Tensor& dout_in, const Plan& plan, const G
   p.dout = token_tensor(dout);
   p.dog = sub_tensor(dog);
   p.entries_ptr = plan.entries.data_ptr<int32_t>();
+  p.inv_ptr = plan.inv.data_ptr<int32_t>();
   at::Tensor spill;
   if (spill_dout.defined()) {
     TORCH_INTERNAL_ASSERT(spill_dout.dim() == 4 && spill_dout.size(0) == g.B && spill_dout.size(2) == g.H &&

@@ -27,13 +27,14 @@ struct Plan {
 
 // fp32 scores [B, heads, P] of the pyramid entries, from q_src [B, N, Hq, d]
 // and k_src [B, N, Hk, d]. With `plan_out` and v defined, also the pooled
-// coarsest rows of q_src, k_src, v into plan_out->coarse_*.
+// coarse rows of q_src, k_src, v (CoarsePool: levels g.pool_first() .. L-1)
+// into plan_out->coarse_*.
 std::tuple<at::Tensor, at::Tensor> pyramid_scores(const at::Tensor& q_src, const at::Tensor& k_src,
                                                   const Geometry& g, const at::Tensor& v = {},
                                                   Plan* plan_out = nullptr);
 
 // Scores (per `o.scorer`) and the cascade. No gradient. v is needed by the
-// dilated scorer, and for `pool_coarse` (norm scorer: also pool the coarsest
+// dilated scorer, and for `pool_coarse` (norm scorer: also pool the coarse
 // rows of q, k, v in the same pass, for the gather).
 Plan make_plan(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Geometry& g,
                const Options& o, bool pool_coarse = false);
@@ -46,7 +47,7 @@ Plan plan_from_entries(const at::Tensor& entries, const Geometry& g, const at::D
 
 // Pool-on-gather of one to three tensors (q, k, v) with one plan: each x
 // [B, N, heads, d] -> [B, H, S, d] (heads divides H; query head h reads head
-// h / (H / heads)). `coarse[i]`: optional pooled coarsest rows of xs[i]
+// h / (H / heads)). `coarse[i]`: optional pooled coarse rows of xs[i]
 // (Plan::coarse_*), undefined when absent. On CUDA, one launch for all.
 std::vector<at::Tensor> gather(const std::vector<at::Tensor>& xs, const Plan& plan, const Geometry& g,
                                const std::vector<at::Tensor>& coarse);

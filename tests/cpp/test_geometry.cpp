@@ -57,6 +57,24 @@ TEST(Geometry, HandComputedConfigs) {
   EXPECT_EQ(min_seq_len(3, 3, 256), 16384);
 }
 
+// The levels the scores pass pools (CoarsePool): L-2 as well as L-1 when
+// L-2's spans hold 16 tokens or more. Rows: the pyramid entries from there.
+TEST(Geometry, PooledLevelsByHand) {
+  struct Case {
+    int L, log2_p, first;
+  };
+  // (3, p=2): span(1) = 2; (3, p=4): 4; (4, p=4): span(2) = 16; (3, p=16): span(1) = 16;
+  // (2, p=8): L-2 is level 0; (5, p=2): span(3) = 8; (6, p=2): span(4) = 16.
+  for (const Case c : {Case{3, 1, 2}, Case{3, 2, 2}, Case{4, 2, 2}, Case{3, 4, 1}, Case{2, 3, 1}, Case{5, 1, 4},
+                       Case{6, 1, 4}}) {
+    const Geometry g = make_geometry(1, min_seq_len(c.L, c.log2_p, 128) + 3, 2, 1, 16, c.L, c.log2_p, 128);
+    EXPECT_EQ(g.pool_first(), c.first) << "L=" << c.L << " log2_p=" << c.log2_p;
+    int64_t rows = 0;
+    for (int l = c.first; l < c.L; ++l) rows += g.level_size(l);
+    EXPECT_EQ(g.pooled_rows(), rows) << "L=" << c.L << " log2_p=" << c.log2_p;
+  }
+}
+
 TEST(Geometry, PaddingIsTheSmallestMultipleOfTheUnit) {
   for (int L : {2, 3, 4}) {
     for (int log2_p : {1, 2, 3}) {

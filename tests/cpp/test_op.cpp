@@ -73,16 +73,24 @@ TEST(Op, GradientsFlowAndFixedSelectionMatches) {
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(grads_fixed[i].equal(grads[i]));
 }
 
-// The forward pools the coarsest rows in its scores pass; with given entries
+// The forward pools the coarse rows in its scores pass; with given entries
 // the gather pools them itself. Same arithmetic, so bit-identical results.
+// levels=4, pool=4 pools two levels (spans of 16 and 64 tokens), the small
+// options one (the coarsest).
 TEST(Op, FusedCoarsePoolingMatchesGatherPooling) {
   at::manual_seed(3);
-  const Options o = small_options();
-  for (const auto dt : {at::kFloat, at::kBFloat16, at::kHalf, at::kDouble}) {
-    const at::Tensor q = randn({2, 1500, 4, 16}, dt), k = randn({2, 1500, 2, 16}, dt), v = randn({2, 1500, 2, 16}, dt);
-    const at::Tensor fused = attention(q, k, v, o);
-    const at::Tensor unfused = attention(q, k, v, o, select(q, k, o));
-    EXPECT_TRUE(fused.equal(unfused)) << dt;
+  Options two = small_options();
+  two.levels = 4;
+  two.pool = 4;
+  two.top_k = 128;
+  for (const Options& o : {small_options(), two}) {
+    const int64_t n = min_sequence_length(o) + 500 + 37;
+    for (const auto dt : {at::kFloat, at::kBFloat16, at::kHalf, at::kDouble}) {
+      const at::Tensor q = randn({2, n, 4, 16}, dt), k = randn({2, n, 2, 16}, dt), v = randn({2, n, 2, 16}, dt);
+      const at::Tensor fused = attention(q, k, v, o);
+      const at::Tensor unfused = attention(q, k, v, o, select(q, k, o));
+      EXPECT_TRUE(fused.equal(unfused)) << dt << " levels " << o.levels;
+    }
   }
 }
 

@@ -69,6 +69,10 @@ CONFIGS = [
     # scores pass), 256 (32 lanes a row).
     (1, 8192, 2, 2, 32, 3, 4, 512, torch.bfloat16),
     (1, 4096 + 3, 2, 1, 256, 2, 4, 256, torch.float16),
+    # L = 4, p = 4: two pooled levels (spans of 16 and 64 tokens).
+    (1, 16384 + 5, 4, 2, 64, 4, 4, 256, torch.bfloat16),
+    # L = 5: past the scatter backward's window kernel (the slot gather runs).
+    (1, 8192 + 9, 2, 2, 64, 5, 2, 256, torch.bfloat16),
 ]
 SMALL_CONFIGS = [c for c in CONFIGS if c[1] < 32768]
 
@@ -125,7 +129,7 @@ def test_stages_bit_identical_to_cpu_twin(cfg):
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=ids)
 def test_fused_coarse_pooling_matches_gather_pooling(cfg):
-    """The forward pools the coarsest rows inside the scores pass; with given
+    """The forward pools the coarse rows inside the scores pass; with given
     entries the gather pools them itself: bit-identical outputs."""
     B, N, H, Hkv, d, L, p, k, dt = cfg
     q, kk, v = (x.to(DEV) for x in (rand((B, N, H, d), dt, 51), rand((B, N, Hkv, d), dt, 52), rand((B, N, Hkv, d), dt, 53)))

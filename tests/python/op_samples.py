@@ -14,6 +14,9 @@ import torch
 
 CONFIG = (3, 2, 128)  # levels, pool, top_k: smallest valid N is 512
 B, N, H, H_KV, D = 2, 515, 4, 2, 16
+# Two pooled levels (spans of 16 and 64 tokens: Geometry::pool_first), one row.
+CONFIG_TWO = (4, 4, 128)  # smallest valid N is 8192
+N_TWO = 8192 + 3
 
 
 def _randn(shape, gen, device, dtype, requires_grad=False):
@@ -46,7 +49,16 @@ def samples(device: str, dtype: torch.dtype, seed: int = 7):
         ("gather_backward-q", ops._gather_backward.default, (grad_sub, inv, N, H, *CONFIG), {}),
         ("gather_backward-kv", ops._gather_backward.default, (grad_sub, inv, N, H_KV, *CONFIG), {}),
         ("scatter", ops._scatter.default, (og, e, inv, N, *CONFIG), {}),
-        ("scatter_backward", ops._scatter_backward.default, (grad_out, e, *CONFIG), {}),
+        ("scatter_backward", ops._scatter_backward.default, (grad_out, e, inv, *CONFIG), {}),
+    ]
+    q2 = _randn((1, N_TWO, H, D), gen, device, dtype, True)
+    k2 = _randn((1, N_TWO, H_KV, D), gen, device, dtype, True)
+    v2 = _randn((1, N_TWO, H_KV, D), gen, device, dtype, True)
+    with torch.no_grad():
+        e2, inv2, cq2, ck2, cv2 = ops._plan(q2, k2, v2, *CONFIG_TWO, "norm", 4, "auto", None)
+    out += [
+        ("plan-two-levels", ops._plan.default, (q2, k2, v2, *CONFIG_TWO, "norm", 4, "auto", None), {}),
+        ("gather-pooled-two-levels", ops._gather.default, (q2, k2, v2, e2, inv2, cq2, ck2, cv2, *CONFIG_TWO), {}),
     ]
     if dtype == torch.float32:
         # The dilated scorer (two stock SDPA calls inside _plan / select).

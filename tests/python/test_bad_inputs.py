@@ -228,13 +228,13 @@ def test_bad_stage_arguments():
     expect_error(lambda: torch.ops.lighthouse._gather(q, k, v, e[:, :1], inv, None, None, None, *CFG),
                  "entries must be [B, H, S]")
     expect_error(lambda: torch.ops.lighthouse._gather(q, k, v, e, inv, q[:, :8], None, None, *CFG),
-                 "coarse_q must be the pooled coarsest rows")
+                 "coarse_q must be the pooled coarse rows")
     expect_error(lambda: torch.ops.lighthouse._gather(q, k.double(), v, e, inv, None, None, None, *CFG),
                  "share a dtype")
     grad = torch.randn(B, H, S, D)
     expect_error(lambda: torch.ops.lighthouse._gather_backward(grad, inv, N, 3, *CFG), "heads=3", f"H={H}")
     expect_error(lambda: torch.ops.lighthouse._gather_backward(grad[:, :, 1:], inv, N, H_KV, *CFG), f"S={S}")
-    expect_error(lambda: torch.ops.lighthouse._scatter_backward(torch.randn(B, N, H, D), e[..., 1:], *CFG),
+    expect_error(lambda: torch.ops.lighthouse._scatter_backward(torch.randn(B, N, H, D), e[..., 1:], inv, *CFG),
                  "entries must be [B, H, S]")
     # The same checks on meta tensors (what FakeTensor tracing runs).
     expect_error(lambda: torch.ops.lighthouse._gather_backward(grad.to("meta"), inv.to("meta"), N, 3, *CFG),

@@ -4,8 +4,9 @@
  * tokens directly.
  *
  * Forward item = (row, head, chunk of slots): writes whole rows of xg; the
- * coarsest entries are copied from the pooled rows when the scores pass made
- * them (GatherParams::coarse_ptr), with the same values either way.
+ * entries of the pooled levels (pool_first() .. L-1) are copied from the
+ * pooled rows when the scores pass made them (GatherParams::coarse_ptr), with
+ * the same values either way.
  * Backward item = (row, chunk of positions): each base token sums, over the
  * query heads of its group and the levels, the gradient of the entry covering
  * it divided by the span length, in the fixed order of params.h (levels >= 1,
@@ -38,15 +39,16 @@ void gather_impl(const GatherParams& p, const CpuExec& ex) {
       const int32_t* entries = p.entries_ptr + (b * g.H + h) * g.S;
       const T* src = static_cast<const T*>(p.x.ptr) + b * p.x.batch_stride + (h / group) * p.x.head_stride;
       T* dst = static_cast<T*>(p.xg.ptr) + b * p.xg.batch_stride + h * p.xg.head_stride;
-      const T* coarse = p.coarse_ptr == nullptr ? nullptr
-                        : static_cast<const T*>(p.coarse_ptr) +
-                              (b * p.x.heads + h / group) * g.level_size(g.L - 1) * g.d;
+      const T* coarse = p.coarse_ptr == nullptr
+                            ? nullptr
+                            : static_cast<const T*>(p.coarse_ptr) + (b * p.x.heads + h / group) * g.pooled_rows() * g.d;
+      const int64_t pooled_from = g.level_offset[g.pool_first()];
       const int64_t s_end = std::min(g.S, (chunk + 1) * kSlotChunk);
       for (int64_t s = chunk * kSlotChunk; s < s_end; ++s) {
         const int64_t pyr = entries[s];
         const int l = g.level_of(pyr);
-        if (coarse != nullptr && l == g.L - 1) {  // pooled already by the scores pass
-          std::copy_n(coarse + (pyr - g.level_offset[l]) * g.d, g.d, dst + s * p.xg.seq_stride);
+        if (coarse != nullptr && pyr >= pooled_from) {  // pooled already by the scores pass
+          std::copy_n(coarse + (pyr - pooled_from) * g.d, g.d, dst + s * p.xg.seq_stride);
           continue;
         }
         const int64_t c = g.span(l);

@@ -1,6 +1,7 @@
 /*
  * CPU twin of pyramid_scores: base-token l2 norms, then span max per level,
- * and optionally the pooled coarsest rows of q, k, v (CoarsePool).
+ * and optionally the pooled coarse rows of q, k, v (CoarsePool: levels
+ * pool_first() .. L-1).
  *
  * Work item = (row, source, head, tile): a tile is a whole number of
  * coarsest spans, so all levels of a tile come from that tile's base scores.
@@ -31,20 +32,26 @@ float token_norm(const T* x, int64_t d) {
   return std::isnan(r) ? std::numeric_limits<float>::infinity() : r;
 }
 
-// Mean of each coarsest span of the tile into `out` [N_{L-1}, d] rows.
+// Mean of each span of the tile at the pooled levels into `out` [R, d]
+// (row level_offset[l] - level_offset[pool_first()] + j for entry j of
+// level l), each span's tokens summed in order.
 template <typename T>
 void pool_tile(const Geometry& g, const T* base, int64_t seq_stride, int64_t tile, T* out) {
   using Acc = typename Scalar<T>::Acc;
-  const int64_t c = g.span(g.L - 1);
-  const Acc scale = Acc(1) / static_cast<Acc>(c);
   std::vector<Acc> acc(g.d);
-  for (int64_t j = tile * g.C; j < (tile + 1) * g.C; ++j) {
-    std::fill(acc.begin(), acc.end(), Acc(0));
-    for (int64_t t = j * c; t < std::min((j + 1) * c, g.N); ++t) {
-      const T* row = base + t * seq_stride;
-      for (int64_t i = 0; i < g.d; ++i) acc[i] += Scalar<T>::load(row + i);
+  for (int l = g.pool_first(); l < g.L; ++l) {
+    const int64_t c = g.span(l);
+    const int64_t n_tile = g.tile_len() >> (l * g.log2_p);
+    const Acc scale = Acc(1) / static_cast<Acc>(c);
+    T* rows = out + (g.level_offset[l] - g.level_offset[g.pool_first()]) * g.d;
+    for (int64_t j = tile * n_tile; j < (tile + 1) * n_tile; ++j) {
+      std::fill(acc.begin(), acc.end(), Acc(0));
+      for (int64_t t = j * c; t < std::min((j + 1) * c, g.N); ++t) {
+        const T* row = base + t * seq_stride;
+        for (int64_t i = 0; i < g.d; ++i) acc[i] += Scalar<T>::load(row + i);
+      }
+      for (int64_t i = 0; i < g.d; ++i) Scalar<T>::store(rows + j * g.d + i, acc[i] * scale);
     }
-    for (int64_t i = 0; i < g.d; ++i) Scalar<T>::store(out + j * g.d + i, acc[i] * scale);
   }
 }
 
@@ -56,7 +63,7 @@ void scores_impl(const ScoresParams& p, const CpuExec& ex) {
   const int64_t hk = p.k_src.heads;
   const int64_t hv = pooling ? p.pool.v.heads : 0;
   const int64_t heads = hq + hk + hv;
-  const int64_t n_coarse = g.level_size(g.L - 1);
+  const int64_t n_pooled = g.pooled_rows();
   const int64_t tile_len = g.tile_len();
   ex.run(g.B * heads * g.T, 1, [&](int64_t begin, int64_t end) {
     for (int64_t item = begin; item < end; ++item) {
@@ -69,7 +76,7 @@ void scores_impl(const ScoresParams& p, const CpuExec& ex) {
       const T* base = static_cast<const T*>(src.ptr) + b * src.batch_stride + head * src.head_stride;
       if (pooling) {
         void* dst = side == 0 ? p.pool.q_ptr : (side == 1 ? p.pool.k_ptr : p.pool.v_ptr);
-        pool_tile(g, base, src.seq_stride, tile, static_cast<T*>(dst) + (b * src.heads + head) * n_coarse * g.d);
+        pool_tile(g, base, src.seq_stride, tile, static_cast<T*>(dst) + (b * src.heads + head) * n_pooled * g.d);
       }
       if (side == 2) continue;
 

@@ -60,7 +60,7 @@ void check_32bit(const Geometry& g, const char* what) {
 struct SlotJob {
   TokenTensor x;               // [B, N, heads, d] read
   SubTensor out;               // [B, H, S, d] written
-  const void* coarse;          // optional pooled coarsest rows [B, heads, N_{L-1}, d] (gather forward)
+  const void* coarse;          // optional pooled coarse rows [B, heads, R, d] (gather forward; CoarsePool)
 };
 
 struct SlotJobs {
@@ -70,7 +70,8 @@ struct SlotJobs {
 
 // out[b, h, s] = scale * sum_{t in span(s)} x[b, t, h / group].
 // kShifted: the span of scatter-backward, [j c + c - 1, j c + 2c - 2]; else [j c, j c + c - 1].
-// `coarse` (may be null): the level L-1 rows, copied instead of re-pooled.
+// `coarse` (may be null): the rows of levels >= pool_first(), copied instead
+// of re-pooled.
 // kSpill (kShifted only): `spill` holds rows N .. N + spill_rows - 1 of x, the
 // next chunk's first rows under context parallelism (params.h). A separate
 // instantiation, so the one-device kernels are compiled exactly as without it.
@@ -94,10 +95,10 @@ __global__ void __launch_bounds__(kThreads)
     const SlotJob job = ji == 0 ? jobs.job[0] : (ji == 1 ? jobs.job[1] : jobs.job[2]);
     const int group = H / static_cast<int>(job.x.heads);
     const T* src = static_cast<const T*>(job.x.ptr) + b * job.x.batch_stride + (h / group) * job.x.head_stride;
-    const T* coarse = job.coarse == nullptr
-                          ? nullptr
-                          : static_cast<const T*>(job.coarse) +
-                                (int64_t{b} * job.x.heads + h / group) * g.level_size(g.L - 1) * g.d;
+    const T* coarse = job.coarse == nullptr ? nullptr
+                                            : static_cast<const T*>(job.coarse) +
+                                                  (int64_t{b} * job.x.heads + h / group) * g.pooled_rows() * g.d;
+    const int pooled_from = static_cast<int>(g.level_offset[g.pool_first()]);
     T* dst_row0 = static_cast<T*>(job.out.ptr) + b * job.out.batch_stride + h * job.out.head_stride;
     const T* spill_row0 =
         kSpill ? static_cast<const T*>(spill.ptr) + b * spill.batch_stride + h * spill.head_stride : nullptr;
@@ -113,8 +114,8 @@ __global__ void __launch_bounds__(kThreads)
       const int l = g.level_of(pyr);
       const int j = pyr - static_cast<int>(g.level_offset[l]);
       T* dst = dst_row0 + s * job.out.seq_stride;
-      if (!kShifted && coarse != nullptr && l == g.L - 1) {
-        const T* row = coarse + int64_t{j} * g.d;
+      if (!kShifted && coarse != nullptr && pyr >= pooled_from) {
+        const T* row = coarse + int64_t{pyr - pooled_from} * g.d;
         for (int v = 0; v < lay.vec_per_lane; ++v) {
           const int col = (lane + v * lay.lanes) * kVec;
           *reinterpret_cast<uint4*>(dst + col) = __ldg(reinterpret_cast<const uint4*>(row + col));
@@ -371,6 +372,144 @@ __global__ void __launch_bounds__(kThreads, 4)
   }
 }
 
+// The scatter backward as one pass over dout (the "window" kernel). Each
+// entry's row is the sum the slot gather computes: the tokens of its shifted
+// span in order, in fp32 from +0, rounded once. The slot gather reads a token
+// once for every selected entry that covers it, up to L times; here one lane
+// group walks the shifted span of one top-level entry (level L-1), reading
+// each token row once, keeps one running sum per level, and stores each
+// entry's sum when its span ends, if the entry has a slot (inv).
+//
+// Shifted spans nest: entry m of level l covers [c_l (m+1) - 1, c_l (m+2) - 2],
+// so every level-l span is a run of whole level-1 spans ("cells": cell i is
+// [p (i+1) - 1, p (i+2) - 2]) and lies inside one top-level span. Top span j
+// covers cells (j+1) c/p - 1 .. (j+2) c/p - 2; window w = j + 1 runs from
+// w = 0 (j = -1: no top entry, but tokens 0 .. c-2 hold finer entries) to
+// N_{L-1}. Tokens past N (past N + spill_rows with kSpill) add nothing.
+// Neighbouring lane groups take neighbouring heads of one window, so a warp
+// reads whole stretches of a token row.
+constexpr int kWindowLevels = 4;  // L up to this: the window kernel; else the slot gather
+
+template <typename T, bool kSpill>
+__global__ void __launch_bounds__(kThreads, 3)
+    window_scatter_backward_kernel(Geometry g, TokenTensor dout, SubTensor dog, const int32_t* __restrict__ inv,
+                                   RowLayout lay, TokenTensor spill, int spill_rows) {
+  constexpr int kVec = Vec<T>::kElems;
+  const int lane = threadIdx.x % lay.lanes;
+  const int groups = kThreads / lay.lanes;
+  const int H = static_cast<int>(g.H);
+  const int L = g.L;
+  const int lp = g.log2_p;
+  const int p = 1 << lp;
+  const int N = static_cast<int>(g.N);
+  const int N_pad = static_cast<int>(g.N_pad);
+  const int end = N + (kSpill ? spill_rows : 0);      // tokens from here on add nothing
+  const int cells = 1 << ((L - 2) * lp);              // cells per top span, c_{L-1} / p
+  const int tasks = (static_cast<int>(g.level_size(L - 1)) + 1) * H;  // per batch row; checked by the launcher
+  // Level l = k + 1 (k = 0 .. kWindowLevels - 2, unrolled) has
+  // count(k) entries, at pyramid offset g.level_offset[k + 1] (a constant
+  // operand), and its spans are 2^shift(k) cells long.
+  auto count = [&](int k) { return k + 1 < L ? N_pad >> ((k + 1) * lp) : 0; };  // levels past L-1: none
+  auto shift = [&](int k) { return k * lp; };
+  for (int b = blockIdx.y; b < static_cast<int>(g.B); b += gridDim.y) {
+    for (int task = blockIdx.x * groups + static_cast<int>(threadIdx.x) / lay.lanes; task < tasks;
+         task += gridDim.x * groups) {
+      const int h = task % H;
+      const int w = task / H;
+      const T* src = static_cast<const T*>(dout.ptr) + b * dout.batch_stride + h * dout.head_stride;
+      const T* spill_src =
+          kSpill ? static_cast<const T*>(spill.ptr) + b * spill.batch_stride + h * spill.head_stride : nullptr;
+      const int32_t* inv_bh = inv + (int64_t{b} * H + h) * g.P;
+      T* dst = static_cast<T*>(dog.ptr) + b * dog.batch_stride + h * dog.head_stride;
+      for (int v = 0; v < lay.vec_per_lane; ++v) {
+        const int col = (lane + v * lay.lanes) * kVec;
+        float acc[kWindowLevels - 1][kVec];  // running sum of levels 1 .. L-1
+#pragma unroll
+        for (int k = 0; k < kWindowLevels - 1; ++k) {
+#pragma unroll
+          for (int e = 0; e < kVec; ++e) acc[k][e] = 0.0f;
+        }
+        for (int i = w * cells - 1; i < (w + 1) * cells - 1; ++i) {
+          // Slots of the coarse entries whose spans end with cell i (-1: none
+          // or not selected), loaded with the cell's rows.
+          int coarse_slot[kWindowLevels - 1];
+#pragma unroll
+          for (int k = 0; k < kWindowLevels - 1; ++k) {
+            const int m = ((i + 1) >> shift(k)) - 1;  // i + 1 >= 0
+            const bool ends = ((i + 2) & ((1 << shift(k)) - 1)) == 0;
+            coarse_slot[k] = ends && m >= 0 && m < count(k)
+                                 ? __ldg(inv_bh + (static_cast<int>(g.level_offset[k + 1]) + m))
+                                 : -1;
+          }
+          const int t_cell = p * (i + 1) - 1;
+          for (int u0 = 0; u0 < p; u0 += kBatch) {
+            uint4 raw[kBatch];
+            int fine_slot[kBatch];
+#pragma unroll
+            for (int u = 0; u < kBatch; ++u) {
+              const int t = t_cell + u0 + u;
+              const bool in = u0 + u < p && t >= 0;
+              const T* row = !in || t >= end ? nullptr
+                             : (!kSpill || t < N) ? src + int64_t{t} * dout.seq_stride + col
+                                                  : spill_src + int64_t{t - N} * spill.seq_stride + col;
+              raw[u] = row != nullptr ? __ldg(reinterpret_cast<const uint4*>(row)) : make_uint4(0u, 0u, 0u, 0u);
+              fine_slot[u] = in && t < N_pad ? __ldg(inv_bh + t) : -1;
+            }
+#pragma unroll
+            for (int u = 0; u < kBatch; ++u) {
+              if (u0 + u >= p) break;
+              const int t = t_cell + u0 + u;
+              float a[kVec];
+              unpack(raw[u], a, static_cast<const T*>(nullptr));
+              if (t >= 0 && t < end) {
+#pragma unroll
+                for (int k = 0; k < kWindowLevels - 1; ++k) {
+#pragma unroll
+                  for (int e = 0; e < kVec; ++e) acc[k][e] += a[e];
+                }
+              }
+              if (fine_slot[u] >= 0) {  // a level-0 entry: its one token, from +0
+                float o[kVec];
+#pragma unroll
+                for (int e = 0; e < kVec; ++e) o[e] = 0.0f + a[e];
+                store_vec(dst + int64_t{fine_slot[u]} * dog.seq_stride + col, o);
+              }
+            }
+          }
+#pragma unroll
+          for (int k = 0; k < kWindowLevels - 1; ++k) {
+            if (((i + 2) & ((1 << shift(k)) - 1)) != 0) continue;
+            if (coarse_slot[k] >= 0) store_vec(dst + int64_t{coarse_slot[k]} * dog.seq_stride + col, acc[k]);
+#pragma unroll
+            for (int e = 0; e < kVec; ++e) acc[k][e] = 0.0f;
+          }
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+void launch_window_scatter_backward(const ScatterBackwardParams& p, cudaStream_t stream) {
+  const Geometry& g = p.g;
+  check_32bit(g, "scatter backward");
+  const int64_t tasks = (g.level_size(g.L - 1) + 1) * g.H;
+  if (tasks >= (int64_t{1} << 31) - kThreads || g.N_pad + g.span(g.L - 1) >= (int64_t{1} << 31)) {
+    throw std::runtime_error("lighthouse CUDA scatter backward: N=" + std::to_string(g.N) +
+                             " gives indices beyond the kernel's 32-bit range");
+  }
+  const RowLayout lay = row_layout<T>(g.d);
+  const dim3 grid(grid_blocks(tasks, kThreads / lay.lanes), grid_y(g.B));
+  if (p.spill_dout.ptr != nullptr) {
+    window_scatter_backward_kernel<T, true><<<grid, kThreads, 0, stream>>>(g, p.dout, p.dog, p.inv_ptr, lay,
+                                                                           p.spill_dout, static_cast<int>(p.spill_rows));
+  } else {
+    window_scatter_backward_kernel<T, false><<<grid, kThreads, 0, stream>>>(g, p.dout, p.dog, p.inv_ptr, lay,
+                                                                            p.spill_dout, 0);
+  }
+  LH_CHECK_LAUNCH();
+}
+
 template <typename T, bool kShifted>
 void launch_slot_gather(const Geometry& g, const SlotJobs& jobs, const int32_t* entries, cudaStream_t stream,
                         const TokenTensor& spill = {}, int64_t spill_rows = 0) {
@@ -426,6 +565,19 @@ inline TokenTuning token_tuning() {
   return t;
 }
 
+// The scatter backward's kernel: 0 the window kernel (L <= kWindowLevels),
+// 1 the slot gather. LIGHTHOUSE_SCATTER_BACKWARD=window|slot overrides the
+// default (window) for measurements and tests (read once).
+inline int scatter_backward_path() {
+  static const int path = [] {
+    const char* env = std::getenv("LIGHTHOUSE_SCATTER_BACKWARD");
+    if (env == nullptr || std::string(env) == "window") return 0;
+    if (std::string(env) == "slot") return 1;
+    throw std::runtime_error(std::string("LIGHTHOUSE_SCATTER_BACKWARD='") + env + "': expected window or slot");
+  }();
+  return path;
+}
+
 template <typename T, bool kShifted, bool kScaled>
 void launch_token_gather(const Geometry& g, const SubTensor& rows, const TokenTensor& out, const int32_t* inv,
                          cudaStream_t stream, const SubTensor& spill = {}) {
@@ -473,6 +625,10 @@ void run_gather(const GatherParams* p, int count, cudaStream_t stream) {
 }
 
 void run_scatter_backward(const ScatterBackwardParams& p, cudaStream_t stream) {
+  if (p.g.L <= cuda::kWindowLevels && p.inv_ptr != nullptr && cuda::scatter_backward_path() == 0) {
+    LH_CUDA_DISPATCH(p.dtype, T, (cuda::launch_window_scatter_backward<T>(p, stream)));
+    return;
+  }
   cuda::SlotJobs jobs{};
   jobs.count = 1;
   jobs.job[0] = cuda::SlotJob{p.dout, p.dog, nullptr};

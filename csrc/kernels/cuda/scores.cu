@@ -1,14 +1,17 @@
 /*
  * pyramid_scores on CUDA: in one pass over q and k (and v when pooling),
  * the per-token l2 norms, the span max of every level, and optionally the
- * pooled coarsest rows of q, k, v (CoarsePool).
+ * pooled coarse rows of q, k, v (CoarsePool: the coarsest level, and with
+ * kTwo level L-2 as well).
  *
  * Task = (batch row, coarsest span, source, head); one group of kLanes
  * threads runs it, heads of a span on neighbouring groups so that a warp
  * reads contiguous memory. A group walks its span's c tokens with 16-byte
  * loads, kTokens tokens at a time (four loads in flight per lane): it adds
  * each row into the pooled sum (fp32, tokens in order, as the gather and the
- * CPU twin do) and, for q and k, each lane sums the squares of its elements
+ * CPU twin do; with kTwo also into a second sum that restarts at every
+ * level-(L-2) span, whose c_{L-2} >= 16 is a multiple of kTokens) and, for q
+ * and k, each lane sums the squares of its elements
  * in fp64. The kTokens partial sums are then reduced across the group in
  * one transposed butterfly (each exchange halves the tokens a lane holds),
  * so one shuffle tree, one square root and one coalesced store serve
@@ -32,7 +35,7 @@ constexpr int kThreads = 128;
 constexpr unsigned kFullMask = 0xffffffffu;
 
 // kLanes threads per row (8, 16 or 32), kVpl 16-byte vectors per lane.
-template <typename T, int kLanes, int kVpl>
+template <typename T, int kLanes, int kVpl, bool kTwo>
 __global__ void __launch_bounds__(kThreads) scores_kernel(ScoresParams p, int nvec) {
   constexpr int kVec = Vec<T>::kElems;
   // Four 16-byte loads in flight per lane: measured on an H100 (bench op
@@ -52,6 +55,12 @@ __global__ void __launch_bounds__(kThreads) scores_kernel(ScoresParams p, int nv
   const int n_coarse = static_cast<int>(g.level_size(g.L - 1));
   const int lane = threadIdx.x % kLanes;
   const float scale = 1.0f / static_cast<float>(c);
+  // Pooled rows per (row, head): kTwo, level L-2's (first, at offset 0), then
+  // the coarsest level's; else the coarsest level's alone.
+  const int64_t pooled = g.pooled_rows();
+  const int64_t coarsest_row0 = g.level_offset[g.L - 1] - g.level_offset[g.pool_first()];
+  const int c2 = kTwo ? static_cast<int>(g.span(g.L - 2)) : 1;
+  const float scale2 = 1.0f / static_cast<float>(c2);
   const int tasks = n_coarse * heads;  // per batch row; < 2^31, checked by the launcher
 
   for (int64_t b = blockIdx.y; b < g.B; b += gridDim.y) {
@@ -75,11 +84,17 @@ __global__ void __launch_bounds__(kThreads) scores_kernel(ScoresParams p, int nv
       const bool norms = __any_sync(kFullMask, active && side < 2);
 
       float acc[kVpl][kVec];
+      float acc2[kVpl][kVec];  // kTwo only (else unused, and compiled away)
 #pragma unroll
       for (int v = 0; v < kVpl; ++v) {
 #pragma unroll
-        for (int e = 0; e < kVec; ++e) acc[v][e] = 0.0f;
+        for (int e = 0; e < kVec; ++e) acc[v][e] = acc2[v][e] = 0.0f;
       }
+      // Pooled row r of this task's head (computed where stored).
+      auto pool_row = [&](int64_t r) {
+        void* dst = side == 0 ? p.pool.q_ptr : (side == 1 ? p.pool.k_ptr : p.pool.v_ptr);
+        return static_cast<T*>(dst) + ((b * src.heads + head) * pooled + r) * g.d;
+      };
       for (int64_t t0 = t_begin; t0 < t_begin + c; t0 += kTokens) {
         // Raw 16-byte loads first (all in flight), converted one at a time.
         uint4 raw[kTokens][kVpl];
@@ -105,8 +120,28 @@ __global__ void __launch_bounds__(kThreads) scores_kernel(ScoresParams p, int nv
 #pragma unroll
             for (int e = 0; e < kVec; ++e) {
               acc[v][e] += x[e];
+              if (kTwo) acc2[v][e] += x[e];
               if (norms) part[u] = fma(static_cast<double>(x[e]), static_cast<double>(x[e]), part[u]);
             }
+          }
+        }
+        if (kTwo && ((t0 + kTokens - t_begin) & (c2 - 1)) == 0) {  // a level-(L-2) span ends
+          if (active && pooling) {
+            T* out = pool_row(int64_t{j} * (c / c2) + (t0 + kTokens - t_begin) / c2 - 1);
+#pragma unroll
+            for (int v = 0; v < kVpl; ++v) {
+              const int vi = lane + v * kLanes;
+              if (vi < nvec) {
+#pragma unroll
+                for (int e = 0; e < kVec; ++e) acc2[v][e] *= scale2;
+                store_vec(out + vi * kVec, acc2[v]);
+              }
+            }
+          }
+#pragma unroll
+          for (int v = 0; v < kVpl; ++v) {
+#pragma unroll
+            for (int e = 0; e < kVec; ++e) acc2[v][e] = 0.0f;
           }
         }
         if (!norms) continue;
@@ -145,8 +180,7 @@ __global__ void __launch_bounds__(kThreads) scores_kernel(ScoresParams p, int nv
         }
       }
       if (active && pooling) {
-        void* dst = side == 0 ? p.pool.q_ptr : (side == 1 ? p.pool.k_ptr : p.pool.v_ptr);
-        T* out = static_cast<T*>(dst) + ((b * src.heads + head) * n_coarse + j) * g.d;
+        T* out = pool_row(coarsest_row0 + j);
 #pragma unroll
         for (int v = 0; v < kVpl; ++v) {
           const int vi = lane + v * kLanes;
@@ -182,6 +216,7 @@ __global__ void __launch_bounds__(kThreads) level_kernel(ScoresParams p, int l) 
 
 template <typename T, int kLanes, int kVpl>
 void launch_scores(const ScoresParams& p, int nvec, cudaStream_t stream) {
+  const bool two = p.pool.q_ptr != nullptr && p.g.pool_first() == p.g.L - 2;
   const int64_t heads = p.q_src.heads + p.k_src.heads + (p.pool.q_ptr != nullptr ? p.pool.v.heads : 0);
   const int64_t tasks = p.g.level_size(p.g.L - 1) * heads;
   if (tasks >= (int64_t{1} << 31) - kThreads || p.g.span(p.g.L - 1) >= (int64_t{1} << 30)) {
@@ -189,7 +224,11 @@ void launch_scores(const ScoresParams& p, int nvec, cudaStream_t stream) {
                              " coarsest spans x heads per batch row exceed the kernel's 32-bit task index");
   }
   const dim3 grid(grid_blocks(tasks, kThreads / kLanes), grid_y(p.g.B));
-  scores_kernel<T, kLanes, kVpl><<<grid, kThreads, 0, stream>>>(p, nvec);
+  if (two) {
+    scores_kernel<T, kLanes, kVpl, true><<<grid, kThreads, 0, stream>>>(p, nvec);
+  } else {
+    scores_kernel<T, kLanes, kVpl, false><<<grid, kThreads, 0, stream>>>(p, nvec);
+  }
   LH_CHECK_LAUNCH();
   const int64_t scored = p.q_src.heads + p.k_src.heads;
   for (int l = 1; l < p.g.L; ++l) {
