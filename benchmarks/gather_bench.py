@@ -7,10 +7,11 @@ come from LIGHTHOUSE_TOKEN_GATHER and LIGHTHOUSE_SCATTER_BACKWARD (gather.cu),
 read once per process.
 
   LIGHTHOUSE_LIBRARY=build-gpu/liblighthouse_ops.so PYTHONPATH=python \\
-    python3 benchmarks/gather_bench.py [--shape gqa|n98k|n200k|n256k] [--once]
+    python3 benchmarks/gather_bench.py [--shape gqa|n98k|n200k|n256k|n1m] [--once]
 
 --once runs each launch once after one warm-up (for Nsight Compute).
-Bytes counted: token gather: the output written once, the sub-sequence rows
+Bytes counted: the plan (scores pass, pooling and select): q, k, v read
+once, the pooled rows written; token gather: the output written once, the sub-sequence rows
 and the slot table (inv) of the heads read once each (reads of shared coarse
 rows and slots from cache not counted); slot gather: the output written once
 and every token row of every span read once (for q, k, v: each query head's
@@ -33,6 +34,7 @@ SHAPES = {
     "n98k": (1, 98304, 8, 8, 128, 3, 4, 1536),
     "n200k": (1, 200000, 8, 8, 128, 3, 4, 2048),
     "n256k": (1, 262144, 8, 8, 128, 3, 4, 4096),
+    "n1m": (1, 1048576, 8, 8, 128, 3, 4, 4096),
     "tiny": (1, 8192, 4, 2, 64, 3, 4, 256),  # a smoke test, also on a CPU
 }
 
@@ -95,7 +97,7 @@ def main():
     src_q = torch.randn_like(fill_q)
     dout = torch.randn(B, N, H, d, device=dev, dtype=dt, generator=gen)
     # Rows read by the slot gather: the span of every slot (the gather copies
-    # the coarsest level's pooled rows instead of summing their spans).
+    # the pooled levels' rows instead of summing their spans).
     n_pad = padded(N, L, p, k)
     bounds, acc = [], 0
     for lev in range(L - 1):
@@ -104,13 +106,26 @@ def main():
     assert acc + n_pad // p ** (L - 1) == inv.shape[-1], "pyramid size"
     lvl = torch.bucketize(e32, torch.tensor(bounds, device=dev, dtype=torch.int32), right=True)
     span = (p ** lvl).sum().item()
-    span_fwd = torch.where(lvl == L - 1, 1, p ** lvl).sum().item()
+    # The pooled levels (Geometry::pool_first): copied rows, not spans.
+    pool_first = L - 2 if L >= 3 and p ** (L - 2) >= 16 else L - 1
+    span_fwd = torch.where(lvl >= pool_first, 1, p ** lvl).sum().item()
     row = d * esz
-    # The scatter backward's window kernel (L <= 4) reads each dout row once;
-    # the slot gather reads every span.
-    window = L <= 4 and os.environ.get("LIGHTHOUSE_SCATTER_BACKWARD", "window") == "window"
+    # The scatter backward's window kernel reads each dout row once; the slot
+    # gather reads every span. Which one runs: gather.cu's rule (L <= 4 and
+    # the finer levels' spans at least a quarter of a tile), or the env.
+    finer = sum(128 * p * p ** lev for lev in range(L - 1))
+    forced = os.environ.get("LIGHTHOUSE_SCATTER_BACKWARD")
+    window = L <= 4 and (forced == "window" if forced else 4 * finer >= padded(N, L, p, k) // (k // 128))
     scatter_bwd_bytes = sub_bytes + (out_q + inv_bytes if window else span * row)
+    qkv_bytes = (q.numel() + kk.numel() + v.numel()) * esz
+    pooled_bytes = (cq.numel() + ck.numel() + cv.numel()) * esz
+
+    def plan():
+        with torch.no_grad():
+            return ops._plan(q, kk, v, L, p, k, "norm", 4, "auto", None)
+
     cases = [
+        ("plan (scores, select)", plan, qkv_bytes + pooled_bytes),
         ("gather bwd dq", lambda: ops._gather_backward(sub, inv, N, H, L, p, k), out_q + sub_bytes + inv_bytes),
         ("gather bwd dk", lambda: ops._gather_backward(sub, inv, N, Hkv, L, p, k), out_kv + sub_bytes + inv_bytes),
         ("scatter", lambda: ops._scatter(sub, e32, inv, N, L, p, k), out_q + sub_bytes + inv_bytes),

@@ -25,6 +25,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 #include "common.cuh"
 #include "kernels_cuda.h"
@@ -390,7 +391,11 @@ __global__ void __launch_bounds__(kThreads, 4)
 // reads whole stretches of a token row.
 constexpr int kWindowLevels = 4;  // L up to this: the window kernel; else the slot gather
 
-template <typename T, bool kSpill>
+// kL = L (2 .. kWindowLevels): one running sum per level >= 1, in registers.
+// Three blocks an SM (up to 85 registers): four (64 registers, spilling)
+// measured 0.531 instead of 0.400 ms on B=2 N=262,144 H=16/4 d=64 L=4 and no
+// faster with L=3 (H200, 2026-12-01).
+template <typename T, bool kSpill, int kL>
 __global__ void __launch_bounds__(kThreads, 3)
     window_scatter_backward_kernel(Geometry g, TokenTensor dout, SubTensor dog, const int32_t* __restrict__ inv,
                                    RowLayout lay, TokenTensor spill, int spill_rows) {
@@ -398,7 +403,7 @@ __global__ void __launch_bounds__(kThreads, 3)
   const int lane = threadIdx.x % lay.lanes;
   const int groups = kThreads / lay.lanes;
   const int H = static_cast<int>(g.H);
-  const int L = g.L;
+  constexpr int L = kL;
   const int lp = g.log2_p;
   const int p = 1 << lp;
   const int N = static_cast<int>(g.N);
@@ -406,10 +411,10 @@ __global__ void __launch_bounds__(kThreads, 3)
   const int end = N + (kSpill ? spill_rows : 0);      // tokens from here on add nothing
   const int cells = 1 << ((L - 2) * lp);              // cells per top span, c_{L-1} / p
   const int tasks = (static_cast<int>(g.level_size(L - 1)) + 1) * H;  // per batch row; checked by the launcher
-  // Level l = k + 1 (k = 0 .. kWindowLevels - 2, unrolled) has
-  // count(k) entries, at pyramid offset g.level_offset[k + 1] (a constant
-  // operand), and its spans are 2^shift(k) cells long.
-  auto count = [&](int k) { return k + 1 < L ? N_pad >> ((k + 1) * lp) : 0; };  // levels past L-1: none
+  // Level l = k + 1 (k = 0 .. L - 2, unrolled) has count(k) entries, at
+  // pyramid offset g.level_offset[k + 1] (a constant operand), and its spans
+  // are 2^shift(k) cells long.
+  auto count = [&](int k) { return N_pad >> ((k + 1) * lp); };
   auto shift = [&](int k) { return k * lp; };
   for (int b = blockIdx.y; b < static_cast<int>(g.B); b += gridDim.y) {
     for (int task = blockIdx.x * groups + static_cast<int>(threadIdx.x) / lay.lanes; task < tasks;
@@ -423,18 +428,18 @@ __global__ void __launch_bounds__(kThreads, 3)
       T* dst = static_cast<T*>(dog.ptr) + b * dog.batch_stride + h * dog.head_stride;
       for (int v = 0; v < lay.vec_per_lane; ++v) {
         const int col = (lane + v * lay.lanes) * kVec;
-        float acc[kWindowLevels - 1][kVec];  // running sum of levels 1 .. L-1
+        float acc[kL - 1][kVec];  // running sums of levels 1 .. L-1
 #pragma unroll
-        for (int k = 0; k < kWindowLevels - 1; ++k) {
+        for (int k = 0; k < kL - 1; ++k) {
 #pragma unroll
           for (int e = 0; e < kVec; ++e) acc[k][e] = 0.0f;
         }
         for (int i = w * cells - 1; i < (w + 1) * cells - 1; ++i) {
           // Slots of the coarse entries whose spans end with cell i (-1: none
           // or not selected), loaded with the cell's rows.
-          int coarse_slot[kWindowLevels - 1];
+          int coarse_slot[kL - 1];
 #pragma unroll
-          for (int k = 0; k < kWindowLevels - 1; ++k) {
+          for (int k = 0; k < kL - 1; ++k) {
             const int m = ((i + 1) >> shift(k)) - 1;  // i + 1 >= 0
             const bool ends = ((i + 2) & ((1 << shift(k)) - 1)) == 0;
             coarse_slot[k] = ends && m >= 0 && m < count(k)
@@ -463,7 +468,7 @@ __global__ void __launch_bounds__(kThreads, 3)
               unpack(raw[u], a, static_cast<const T*>(nullptr));
               if (t >= 0 && t < end) {
 #pragma unroll
-                for (int k = 0; k < kWindowLevels - 1; ++k) {
+                for (int k = 0; k < kL - 1; ++k) {
 #pragma unroll
                   for (int e = 0; e < kVec; ++e) acc[k][e] += a[e];
                 }
@@ -477,7 +482,7 @@ __global__ void __launch_bounds__(kThreads, 3)
             }
           }
 #pragma unroll
-          for (int k = 0; k < kWindowLevels - 1; ++k) {
+          for (int k = 0; k < kL - 1; ++k) {
             if (((i + 2) & ((1 << shift(k)) - 1)) != 0) continue;
             if (coarse_slot[k] >= 0) store_vec(dst + int64_t{coarse_slot[k]} * dog.seq_stride + col, acc[k]);
 #pragma unroll
@@ -487,6 +492,33 @@ __global__ void __launch_bounds__(kThreads, 3)
       }
     }
   }
+}
+
+// The scatter backward's kernel. The slot gather reads, per tile, the
+// tile's tokens once for the coarsest level plus 128 p c_l tokens for each
+// finer level l < L-1; the window kernel reads them once, but writes its
+// slots in token order, scattered over the output. Measured on an H200
+// (2026-12-01, benchmarks/gather_bench.py, ms window / slot): B=2 N=262,144
+// H=16/4 d=64 L=4 0.400 / 0.623 (slot reads 1.66x the tokens); H=8 d=128 L=3
+// N=98,304 0.088 / 0.099 (1.31x), N=262,144 0.209 / 0.236 (1.31x),
+// N=200,000 0.163 / 0.163 (1.20x), N=1,048,576 0.747 / 0.617 (1.08x). So the
+// window kernel runs where the slot gather would read at least 1.25x the
+// tokens (and L <= kWindowLevels).
+// LIGHTHOUSE_SCATTER_BACKWARD=window|slot forces one (read once; for
+// measurements and tests).
+inline bool scatter_backward_by_window(const Geometry& g) {
+  static const int forced = [] {
+    const char* env = std::getenv("LIGHTHOUSE_SCATTER_BACKWARD");
+    if (env == nullptr) return -1;
+    if (std::string(env) == "window") return 1;
+    if (std::string(env) == "slot") return 0;
+    throw std::runtime_error(std::string("LIGHTHOUSE_SCATTER_BACKWARD='") + env + "': expected window or slot");
+  }();
+  if (g.L > kWindowLevels) return false;
+  if (forced >= 0) return forced == 1;
+  int64_t finer = 0;  // tokens the finer levels' entries of one tile span
+  for (int l = 0; l < g.L - 1; ++l) finer += kSelectPerLevel * g.p() * g.span(l);
+  return 4 * finer >= g.tile_len();
 }
 
 template <typename T>
@@ -500,14 +532,25 @@ void launch_window_scatter_backward(const ScatterBackwardParams& p, cudaStream_t
   }
   const RowLayout lay = row_layout<T>(g.d);
   const dim3 grid(grid_blocks(tasks, kThreads / lay.lanes), grid_y(g.B));
-  if (p.spill_dout.ptr != nullptr) {
-    window_scatter_backward_kernel<T, true><<<grid, kThreads, 0, stream>>>(g, p.dout, p.dog, p.inv_ptr, lay,
-                                                                           p.spill_dout, static_cast<int>(p.spill_rows));
+  auto launch = [&](auto levels) {
+    constexpr int kL = decltype(levels)::value;
+    if (p.spill_dout.ptr != nullptr) {
+      window_scatter_backward_kernel<T, true, kL>
+          <<<grid, kThreads, 0, stream>>>(g, p.dout, p.dog, p.inv_ptr, lay, p.spill_dout, static_cast<int>(p.spill_rows));
+    } else {
+      window_scatter_backward_kernel<T, false, kL>
+          <<<grid, kThreads, 0, stream>>>(g, p.dout, p.dog, p.inv_ptr, lay, p.spill_dout, 0);
+    }
+    LH_CHECK_LAUNCH();
+  };
+  static_assert(kWindowLevels == 4, "one launch case per level count");
+  if (g.L == 2) {
+    launch(std::integral_constant<int, 2>{});
+  } else if (g.L == 3) {
+    launch(std::integral_constant<int, 3>{});
   } else {
-    window_scatter_backward_kernel<T, false><<<grid, kThreads, 0, stream>>>(g, p.dout, p.dog, p.inv_ptr, lay,
-                                                                            p.spill_dout, 0);
+    launch(std::integral_constant<int, 4>{});
   }
-  LH_CHECK_LAUNCH();
 }
 
 template <typename T, bool kShifted>
@@ -565,19 +608,6 @@ inline TokenTuning token_tuning() {
   return t;
 }
 
-// The scatter backward's kernel: 0 the window kernel (L <= kWindowLevels),
-// 1 the slot gather. LIGHTHOUSE_SCATTER_BACKWARD=window|slot overrides the
-// default (window) for measurements and tests (read once).
-inline int scatter_backward_path() {
-  static const int path = [] {
-    const char* env = std::getenv("LIGHTHOUSE_SCATTER_BACKWARD");
-    if (env == nullptr || std::string(env) == "window") return 0;
-    if (std::string(env) == "slot") return 1;
-    throw std::runtime_error(std::string("LIGHTHOUSE_SCATTER_BACKWARD='") + env + "': expected window or slot");
-  }();
-  return path;
-}
-
 template <typename T, bool kShifted, bool kScaled>
 void launch_token_gather(const Geometry& g, const SubTensor& rows, const TokenTensor& out, const int32_t* inv,
                          cudaStream_t stream, const SubTensor& spill = {}) {
@@ -625,7 +655,7 @@ void run_gather(const GatherParams* p, int count, cudaStream_t stream) {
 }
 
 void run_scatter_backward(const ScatterBackwardParams& p, cudaStream_t stream) {
-  if (p.g.L <= cuda::kWindowLevels && p.inv_ptr != nullptr && cuda::scatter_backward_path() == 0) {
+  if (p.inv_ptr != nullptr && cuda::scatter_backward_by_window(p.g)) {
     LH_CUDA_DISPATCH(p.dtype, T, (cuda::launch_window_scatter_backward<T>(p, stream)));
     return;
   }

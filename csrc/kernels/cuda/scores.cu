@@ -35,8 +35,12 @@ constexpr int kThreads = 128;
 constexpr unsigned kFullMask = 0xffffffffu;
 
 // kLanes threads per row (8, 16 or 32), kVpl 16-byte vectors per lane.
+// With kTwo and one vector a lane, at most 64 registers (eight blocks an SM,
+// a few bytes spilled): left free it took 74 (six blocks), and the pass went
+// from 0.52 to 0.72 ms on B=2 N=262,144 H=16/4 d=64 L=4; capped, 0.655 ms
+// (H200, 2026-12-01, bench op --stages). 0: no cap, as without kTwo.
 template <typename T, int kLanes, int kVpl, bool kTwo>
-__global__ void __launch_bounds__(kThreads) scores_kernel(ScoresParams p, int nvec) {
+__global__ void __launch_bounds__(kThreads, kTwo && kVpl == 1 ? 8 : 0) scores_kernel(ScoresParams p, int nvec) {
   constexpr int kVec = Vec<T>::kElems;
   // Four 16-byte loads in flight per lane: measured on an H100 (bench op
   // --stages, 2026-11-22) 10% faster than eight (fewer registers, more warps).
@@ -95,6 +99,8 @@ __global__ void __launch_bounds__(kThreads) scores_kernel(ScoresParams p, int nv
         void* dst = side == 0 ? p.pool.q_ptr : (side == 1 ? p.pool.k_ptr : p.pool.v_ptr);
         return static_cast<T*>(dst) + ((b * src.heads + head) * pooled + r) * g.d;
       };
+      // kTwo: this lane's part of the next level-(L-2) row.
+      T* out2 = kTwo && active && pooling ? pool_row(int64_t{j} * (c / c2)) + lane * kVec : nullptr;
       for (int64_t t0 = t_begin; t0 < t_begin + c; t0 += kTokens) {
         // Raw 16-byte loads first (all in flight), converted one at a time.
         uint4 raw[kTokens][kVpl];
@@ -126,17 +132,16 @@ __global__ void __launch_bounds__(kThreads) scores_kernel(ScoresParams p, int nv
           }
         }
         if (kTwo && ((t0 + kTokens - t_begin) & (c2 - 1)) == 0) {  // a level-(L-2) span ends
-          if (active && pooling) {
-            T* out = pool_row(int64_t{j} * (c / c2) + (t0 + kTokens - t_begin) / c2 - 1);
+          if (out2 != nullptr) {
 #pragma unroll
             for (int v = 0; v < kVpl; ++v) {
-              const int vi = lane + v * kLanes;
-              if (vi < nvec) {
+              if (lane + v * kLanes < nvec) {
 #pragma unroll
                 for (int e = 0; e < kVec; ++e) acc2[v][e] *= scale2;
-                store_vec(out + vi * kVec, acc2[v]);
+                store_vec(out2 + v * kLanes * kVec, acc2[v]);
               }
             }
+            out2 += g.d;
           }
 #pragma unroll
           for (int v = 0; v < kVpl; ++v) {
