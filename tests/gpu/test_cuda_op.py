@@ -69,6 +69,9 @@ CONFIGS = [
     # scores pass), 256 (32 lanes a row).
     (1, 8192, 2, 2, 32, 3, 4, 512, torch.bfloat16),
     (1, 4096 + 3, 2, 1, 256, 2, 4, 256, torch.float16),
+    # Head dim 16 in bf16 (rows of two 16-byte vectors: two lanes a row) under
+    # GQA: the token gather's cooperative slot loads must not run there.
+    (1, 4096 + 3, 4, 2, 16, 3, 4, 256, torch.bfloat16),
     # L = 4, p = 4: two pooled levels (spans of 16 and 64 tokens).
     (1, 16384 + 5, 4, 2, 64, 4, 4, 256, torch.bfloat16),
     # L = 5: past the scatter backward's window kernel (the slot gather runs).

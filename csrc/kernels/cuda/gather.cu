@@ -72,11 +72,12 @@ struct SlotJobs {
 // out[b, h, s] = scale * sum_{t in span(s)} x[b, t, h / group].
 // kShifted: the span of scatter-backward, [j c + c - 1, j c + 2c - 2]; else [j c, j c + c - 1].
 // `coarse` (may be null): the rows of levels >= pool_first(), copied instead
-// of re-pooled.
+// of re-pooled: the coarsest level's alone, or with kTwo level L-2's too (a
+// separate instantiation, so the one-level kernel is compiled as before).
 // kSpill (kShifted only): `spill` holds rows N .. N + spill_rows - 1 of x, the
 // next chunk's first rows under context parallelism (params.h). A separate
 // instantiation, so the one-device kernels are compiled exactly as without it.
-template <typename T, bool kShifted, bool kSpill>
+template <typename T, bool kShifted, bool kSpill, bool kTwo = false>
 __global__ void __launch_bounds__(kThreads)
     slot_gather_kernel(Geometry g, SlotJobs jobs, const int32_t* __restrict__ entries, RowLayout lay,
                        TokenTensor spill, int spill_rows) {
@@ -96,10 +97,13 @@ __global__ void __launch_bounds__(kThreads)
     const SlotJob job = ji == 0 ? jobs.job[0] : (ji == 1 ? jobs.job[1] : jobs.job[2]);
     const int group = H / static_cast<int>(job.x.heads);
     const T* src = static_cast<const T*>(job.x.ptr) + b * job.x.batch_stride + (h / group) * job.x.head_stride;
+    // Pooled rows per (row, head): N_{L-1}, or with kTwo those of levels
+    // pool_first() = L-2 and L-1, from pyramid entry pooled_from on.
     const T* coarse = job.coarse == nullptr ? nullptr
                                             : static_cast<const T*>(job.coarse) +
-                                                  (int64_t{b} * job.x.heads + h / group) * g.pooled_rows() * g.d;
-    const int pooled_from = static_cast<int>(g.level_offset[g.pool_first()]);
+                                                  (int64_t{b} * job.x.heads + h / group) *
+                                                      (kTwo ? g.pooled_rows() : g.level_size(g.L - 1)) * g.d;
+    const int pooled_from = kTwo ? static_cast<int>(g.level_offset[g.pool_first()]) : 0;
     T* dst_row0 = static_cast<T*>(job.out.ptr) + b * job.out.batch_stride + h * job.out.head_stride;
     const T* spill_row0 =
         kSpill ? static_cast<const T*>(spill.ptr) + b * spill.batch_stride + h * spill.head_stride : nullptr;
@@ -115,8 +119,8 @@ __global__ void __launch_bounds__(kThreads)
       const int l = g.level_of(pyr);
       const int j = pyr - static_cast<int>(g.level_offset[l]);
       T* dst = dst_row0 + s * job.out.seq_stride;
-      if (!kShifted && coarse != nullptr && pyr >= pooled_from) {
-        const T* row = coarse + int64_t{pyr - pooled_from} * g.d;
+      if (!kShifted && coarse != nullptr && (kTwo ? pyr >= pooled_from : l == g.L - 1)) {
+        const T* row = coarse + int64_t{kTwo ? pyr - pooled_from : j} * g.d;
         for (int v = 0; v < lay.vec_per_lane; ++v) {
           const int col = (lane + v * lay.lanes) * kVec;
           *reinterpret_cast<uint4*>(dst + col) = __ldg(reinterpret_cast<const uint4*>(row + col));
@@ -204,7 +208,10 @@ constexpr int kBatch = 4;  // row loads in flight together per lane group
 // kCoop: the lanes of a group load the slots of up to `lanes` pairs at once,
 // one each, and pass them round by shuffles (else every lane loads every
 // slot itself, kBatch at a time); a round of level-0 slots that are all
-// missing skips its row loads altogether.
+// missing skips its row loads altogether. kCoop needs lanes to be a multiple
+// of kBatch (the launcher ensures it): the pair counters advance a whole
+// batch at a time, so a round of fewer pairs than a batch would label the
+// next round's pairs wrongly.
 template <typename T, bool kShifted, bool kScaled, bool kSpill, bool kCoop>
 __global__ void __launch_bounds__(kThreads, 4)
     token_gather_kernel(Geometry g, SubTensor rows, TokenTensor out, const int32_t* __restrict__ inv, RowLayout lay,
@@ -570,6 +577,14 @@ void launch_slot_gather(const Geometry& g, const SlotJobs& jobs, const int32_t* 
       return;
     }
   }
+  if constexpr (!kShifted) {
+    if (g.pool_first() == g.L - 2) {  // two pooled levels (the layout of any job's coarse rows)
+      slot_gather_kernel<T, false, false, true>
+          <<<grid, kThreads, 0, stream>>>(g, jobs, entries, lay, spill, static_cast<int>(spill_rows));
+      LH_CHECK_LAUNCH();
+      return;
+    }
+  }
   slot_gather_kernel<T, kShifted, false>
       <<<grid, kThreads, 0, stream>>>(g, jobs, entries, lay, spill, static_cast<int>(spill_rows));
   LH_CHECK_LAUNCH();
@@ -578,7 +593,7 @@ void launch_slot_gather(const Geometry& g, const SlotJobs& jobs, const int32_t* 
 // The token gather's launch choices: cells per lane group and launch (the
 // grid covers the cells of a (row, head) pair about this many times over),
 // and whether the lanes load the slots cooperatively (kCoop): by default
-// when a group sums several heads. Measured on an H200 (2026-12-01,
+// when a group sums several heads (and the row has lanes enough). Measured on an H200 (2026-12-01,
 // benchmarks/gather_bench.py, B=2 N=262,144 H=16/4 d=64 L=4), kCoop took the
 // gather backward of dk (four heads a group) from 0.417 to 0.356 ms, but
 // those of one head a group from 0.634 to 0.645 ms (dq) and 0.593 to 0.632 ms
@@ -631,7 +646,10 @@ void launch_token_gather(const Geometry& g, const SubTensor& rows, const TokenTe
       return;
     }
   }
-  if (tune.coop == 1 || (tune.coop == -1 && group > 1)) {
+  // kCoop needs lanes to be a multiple of kBatch (head rows of 64 bytes or
+  // more); smaller rows never take it, whatever the tuning says.
+  const bool coop_fits = lay.lanes % kBatch == 0;
+  if (coop_fits && (tune.coop == 1 || (tune.coop == -1 && group > 1))) {
     launch(token_gather_kernel<T, kShifted, kScaled, false, true>);
   } else {
     launch(token_gather_kernel<T, kShifted, kScaled, false, false>);

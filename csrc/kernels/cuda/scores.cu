@@ -88,19 +88,28 @@ __global__ void __launch_bounds__(kThreads, kTwo && kVpl == 1 ? 8 : 0) scores_ke
       const bool norms = __any_sync(kFullMask, active && side < 2);
 
       float acc[kVpl][kVec];
-      float acc2[kVpl][kVec];  // kTwo only (else unused, and compiled away)
 #pragma unroll
       for (int v = 0; v < kVpl; ++v) {
 #pragma unroll
-        for (int e = 0; e < kVec; ++e) acc[v][e] = acc2[v][e] = 0.0f;
+        for (int e = 0; e < kVec; ++e) acc[v][e] = 0.0f;
       }
       // Pooled row r of this task's head (computed where stored).
       auto pool_row = [&](int64_t r) {
         void* dst = side == 0 ? p.pool.q_ptr : (side == 1 ? p.pool.k_ptr : p.pool.v_ptr);
         return static_cast<T*>(dst) + ((b * src.heads + head) * pooled + r) * g.d;
       };
-      // kTwo: this lane's part of the next level-(L-2) row.
-      T* out2 = kTwo && active && pooling ? pool_row(int64_t{j} * (c / c2)) + lane * kVec : nullptr;
+      // kTwo only (the one-level kernel compiles as before kTwo existed):
+      // level L-2's running sum, and this lane's part of its next row.
+      float acc2[kTwo ? kVpl : 1][kVec];
+      T* out2 = nullptr;
+      if constexpr (kTwo) {
+#pragma unroll
+        for (int v = 0; v < kVpl; ++v) {
+#pragma unroll
+          for (int e = 0; e < kVec; ++e) acc2[v][e] = 0.0f;
+        }
+        if (active && pooling) out2 = pool_row(int64_t{j} * (c / c2)) + lane * kVec;
+      }
       for (int64_t t0 = t_begin; t0 < t_begin + c; t0 += kTokens) {
         // Raw 16-byte loads first (all in flight), converted one at a time.
         uint4 raw[kTokens][kVpl];
@@ -126,27 +135,29 @@ __global__ void __launch_bounds__(kThreads, kTwo && kVpl == 1 ? 8 : 0) scores_ke
 #pragma unroll
             for (int e = 0; e < kVec; ++e) {
               acc[v][e] += x[e];
-              if (kTwo) acc2[v][e] += x[e];
+              if constexpr (kTwo) acc2[v][e] += x[e];
               if (norms) part[u] = fma(static_cast<double>(x[e]), static_cast<double>(x[e]), part[u]);
             }
           }
         }
-        if (kTwo && ((t0 + kTokens - t_begin) & (c2 - 1)) == 0) {  // a level-(L-2) span ends
-          if (out2 != nullptr) {
+        if constexpr (kTwo) {
+          if (((t0 + kTokens - t_begin) & (c2 - 1)) == 0) {  // a level-(L-2) span ends
+            if (out2 != nullptr) {
+#pragma unroll
+              for (int v = 0; v < kVpl; ++v) {
+                if (lane + v * kLanes < nvec) {
+#pragma unroll
+                  for (int e = 0; e < kVec; ++e) acc2[v][e] *= scale2;
+                  store_vec(out2 + v * kLanes * kVec, acc2[v]);
+                }
+              }
+              out2 += g.d;
+            }
 #pragma unroll
             for (int v = 0; v < kVpl; ++v) {
-              if (lane + v * kLanes < nvec) {
 #pragma unroll
-                for (int e = 0; e < kVec; ++e) acc2[v][e] *= scale2;
-                store_vec(out2 + v * kLanes * kVec, acc2[v]);
-              }
+              for (int e = 0; e < kVec; ++e) acc2[v][e] = 0.0f;
             }
-            out2 += g.d;
-          }
-#pragma unroll
-          for (int v = 0; v < kVpl; ++v) {
-#pragma unroll
-            for (int e = 0; e < kVec; ++e) acc2[v][e] = 0.0f;
           }
         }
         if (!norms) continue;
@@ -185,7 +196,9 @@ __global__ void __launch_bounds__(kThreads, kTwo && kVpl == 1 ? 8 : 0) scores_ke
         }
       }
       if (active && pooling) {
-        T* out = pool_row(coarsest_row0 + j);
+        void* dst = side == 0 ? p.pool.q_ptr : (side == 1 ? p.pool.k_ptr : p.pool.v_ptr);
+        T* out = kTwo ? pool_row(coarsest_row0 + j)
+                      : static_cast<T*>(dst) + ((b * src.heads + head) * n_coarse + j) * g.d;
 #pragma unroll
         for (int v = 0; v < kVpl; ++v) {
           const int vi = lane + v * kLanes;
