@@ -15,6 +15,7 @@ prints what was built. See _library.py for where the library is looked up.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 
 import torch
@@ -35,6 +36,28 @@ __all__ = [
 
 _BUILD_INFO = _library.load()
 __version__: str = _BUILD_INFO["version"]
+
+
+def _tag_compile_caches() -> str:
+    """Puts the op library's identity into torch.compile's cache keys.
+
+    The PT2 caches (FX graph, AOTAutograd) key a compiled graph by its text,
+    which names our ops but says nothing of what they are. After the library
+    changes (a new op schema, another backward), a cached backward graph can
+    still call the old signature (pytorch/pytorch#144344, #160472). Every PT2
+    cache hashes ``torch.compiler.config.cache_key_tag``, so the library's
+    sha256 goes there, after any tag the user set: a changed library compiles
+    afresh once; an unchanged one keeps its cache hits.
+    """
+    digest = hashlib.sha256(library_path().read_bytes()).hexdigest()[:16]
+    tag = f"lighthouse-{digest}"
+    current = torch.compiler.config.cache_key_tag
+    if tag not in current.split(";"):
+        torch.compiler.config.cache_key_tag = f"{current};{tag}" if current else tag
+    return tag
+
+
+_COMPILE_CACHE_TAG = _tag_compile_caches()
 
 
 def build_info() -> dict:

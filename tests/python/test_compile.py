@@ -119,3 +119,25 @@ def test_export_decomposes_into_registered_stage_ops(exported):
         ref_blk = copy.deepcopy(blk).double()
         ref_blk.entries = torch.ops.lighthouse.select(*blk.qkv(x)[:2], *blk.config)
         assert_within_rule("decomposed export", dec.module()(x), ref_blk(x.double()), blk(x), "out")
+
+
+def test_the_op_library_is_in_the_compile_cache_key():
+    """Importing lighthouse puts the op library's sha256 into
+    torch.compiler.config.cache_key_tag, which the FX graph and AOTAutograd
+    caches hash: a cached backward graph from another build of the library
+    (another `_scatter_backward` schema, say) is never reused."""
+    import hashlib
+
+    import lighthouse
+
+    digest = hashlib.sha256(lighthouse.library_path().read_bytes()).hexdigest()[:16]
+    tags = torch.compiler.config.cache_key_tag.split(";")
+    assert f"lighthouse-{digest}" in tags
+    # Idempotent, and a tag the user set stays first.
+    before = torch.compiler.config.cache_key_tag
+    with torch.compiler.config.patch(cache_key_tag="mine"):
+        lighthouse._tag_compile_caches()
+        assert torch.compiler.config.cache_key_tag == f"mine;lighthouse-{digest}"
+        lighthouse._tag_compile_caches()
+        assert torch.compiler.config.cache_key_tag == f"mine;lighthouse-{digest}"
+    assert torch.compiler.config.cache_key_tag == before
