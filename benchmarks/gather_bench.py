@@ -106,13 +106,15 @@ def main():
     assert acc + n_pad // p ** (L - 1) == inv.shape[-1], "pyramid size"
     lvl = torch.bucketize(e32, torch.tensor(bounds, device=dev, dtype=torch.int32), right=True)
     span = (p ** lvl).sum().item()
-    # The pooled levels (Geometry::pool_first): copied rows, not spans.
+    # The pooled levels (a copy of Geometry::pool_first's rule): copied rows,
+    # not spans.
     pool_first = L - 2 if L >= 3 and p ** (L - 2) >= 16 else L - 1
     span_fwd = torch.where(lvl >= pool_first, 1, p ** lvl).sum().item()
     row = d * esz
     # The scatter backward's window kernel reads each dout row once; the slot
-    # gather reads every span. Which one runs: gather.cu's rule (L <= 4 and
-    # the finer levels' spans at least a quarter of a tile), or the env.
+    # gather reads every span. Which one runs: a copy of gather.cu's rule
+    # (scatter_backward_by_window: L <= 4 and the finer levels' spans at
+    # least a quarter of a tile), or the env.
     finer = sum(128 * p * p ** lev for lev in range(L - 1))
     forced = os.environ.get("LIGHTHOUSE_SCATTER_BACKWARD")
     window = L <= 4 and (forced == "window" if forced else 4 * finer >= padded(N, L, p, k) // (k // 128))

@@ -202,9 +202,10 @@ struct ScatterBackwardParams {
   const int32_t* entries_ptr = nullptr;  // [B, H, S]
   TokenTensor spill_dout;          // optional [B, spill_rows, H, d], read only; ptr null: none
   int64_t spill_rows = 0;
-  // Optional [B, H, P] inverse map of `entries`. With it the CUDA kernel
-  // walks dout once, summing every level at a time (same sums, same order);
-  // the CPU twin reads `entries` only.
+  // [B, H, P] inverse map of `entries` (the op always passes it). The CUDA
+  // window kernel reads it where it runs instead of the slot gather (its
+  // rule: kernels/cuda/gather.cu); null keeps the slot gather. The CPU twin
+  // reads `entries` only.
   const int32_t* inv_ptr = nullptr;
 };
 

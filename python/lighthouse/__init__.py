@@ -57,7 +57,7 @@ def _tag_compile_caches() -> str:
     return tag
 
 
-_COMPILE_CACHE_TAG = _tag_compile_caches()
+_tag_compile_caches()
 
 
 def build_info() -> dict:
