@@ -74,6 +74,9 @@ CONFIGS = [
     (1, 4096 + 3, 4, 2, 16, 3, 4, 256, torch.bfloat16),
     # L = 4, p = 4: two pooled levels (spans of 16 and 64 tokens).
     (1, 16384 + 5, 4, 2, 64, 4, 4, 256, torch.bfloat16),
+    # fp32 with L <= 4, p <= 4: the one-head token gather's kernel by heads
+    # (dq, scatter) on four-element vectors; N not a multiple of p.
+    (1, 4096 + 11, 4, 4, 64, 3, 4, 256, torch.float32),
     # L = 5: past the scatter backward's window kernel (the slot gather runs).
     (1, 8192 + 9, 2, 2, 64, 5, 2, 256, torch.bfloat16),
 ]

@@ -380,6 +380,126 @@ __global__ void __launch_bounds__(kThreads, 4)
   }
 }
 
+// The token gather for one head a group (dq; the scatter): the same sums in
+// the same order as token_gather_kernel, with two changes measured to matter
+// (H200, 2026-12-02, benchmarks/gather_bench.py; docs/benchmarks.md):
+//  - neighbouring lane groups take neighbouring heads of one cell, so a warp
+//    writes whole stretches of a token row rather than one head's slice of
+//    tokens far apart;
+//  - a group loads its next cell's slots (inv) while it loads this cell's
+//    rows, and all of a cell's rows (coarse and fine) together: about one
+//    memory round trip a cell instead of four.
+// Up to kOneLevels - 1 coarse levels and cells of up to kOneCell tokens
+// (L <= 4, p <= 4); else, and under context parallelism (spill rows),
+// token_gather_kernel runs.
+constexpr int kOneLevels = 4;
+constexpr int kOneCell = 4;
+
+template <typename T, bool kShifted, bool kScaled>
+__global__ void __launch_bounds__(kThreads, 3)
+    token_gather_heads_kernel(Geometry g, SubTensor rows, TokenTensor out, const int32_t* __restrict__ inv,
+                              RowLayout lay) {
+  constexpr int kVec = Vec<T>::kElems;
+  constexpr int kC = kOneLevels - 1;
+  const int lane = threadIdx.x % lay.lanes;
+  const int groups = kThreads / lay.lanes;
+  const int H = static_cast<int>(g.H);
+  const int N = static_cast<int>(g.N);
+  const int C = g.L - 1;  // coarse levels
+  const int lp = g.log2_p;
+  const int p = 1 << lp;
+  const int cells = kShifted ? (N >> lp) + 1 : (N + p - 1) >> lp;
+  const int tasks = cells * H;  // per batch row; checked by the launcher
+  const int stride = gridDim.x * groups;
+  int level_off[kC];
+#pragma unroll
+  for (int k = 0; k < kC; ++k) level_off[k] = k < C ? static_cast<int>(g.level_offset[k + 1]) : 0;
+  for (int b = blockIdx.y; b < static_cast<int>(g.B); b += gridDim.y) {
+    const T* rows_b = static_cast<const T*>(rows.ptr) + b * rows.batch_stride;
+    const int32_t* inv_b = inv + int64_t{b} * H * g.P;
+    T* out_b = static_cast<T*>(out.ptr) + b * out.batch_stride;
+    // Slots of task `task` (-1: no row to add).
+    auto load_slots = [&](int task, int (&cs)[kC], int (&fs)[kOneCell]) {
+      const int h = task % H;
+      const int u = task / H;
+      const int32_t* inv_h = inv_b + int64_t{h} * g.P;
+      const int t_begin = (u << lp) - (kShifted ? 1 : 0);
+#pragma unroll
+      for (int k = 0; k < kC; ++k) {
+        const int j = (u >> (k * lp)) - (kShifted ? 1 : 0);
+        cs[k] = task < tasks && k < C && j >= 0 ? __ldg(inv_h + (level_off[k] + j)) : -1;
+      }
+#pragma unroll
+      for (int i = 0; i < kOneCell; ++i) {
+        const int t = t_begin + i;
+        fs[i] = task < tasks && i < p && t >= 0 && t < N ? __ldg(inv_h + t) : -1;
+      }
+    };
+    int task = blockIdx.x * groups + static_cast<int>(threadIdx.x) / lay.lanes;
+    int cs[kC], fs[kOneCell];
+    load_slots(task, cs, fs);
+    for (; task < tasks; task += stride) {
+      int next_cs[kC], next_fs[kOneCell];
+      load_slots(task + stride, next_cs, next_fs);
+      const int h = task % H;
+      const int u = task / H;
+      const int t_begin = (u << lp) - (kShifted ? 1 : 0);
+      const T* rows_h = rows_b + h * rows.head_stride;
+      T* out_h = out_b + h * out.head_stride;
+      for (int v = 0; v < lay.vec_per_lane; ++v) {
+        const int col = (lane + v * lay.lanes) * kVec;
+        uint4 craw[kC], fraw[kOneCell];
+#pragma unroll
+        for (int k = 0; k < kC; ++k) {
+          craw[k] = cs[k] >= 0 ? __ldg(reinterpret_cast<const uint4*>(rows_h + (int64_t{cs[k]} * rows.seq_stride + col)))
+                               : make_uint4(0u, 0u, 0u, 0u);
+        }
+#pragma unroll
+        for (int i = 0; i < kOneCell; ++i) {
+          fraw[i] = fs[i] >= 0 ? __ldg(reinterpret_cast<const uint4*>(rows_h + (int64_t{fs[i]} * rows.seq_stride + col)))
+                               : make_uint4(0u, 0u, 0u, 0u);
+        }
+        // coarse(u): levels 1 .. L-1 in order, from +0.
+        float coarse[kVec];
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) coarse[e] = 0.0f;
+#pragma unroll
+        for (int k = 0; k < kC; ++k) {
+          if (cs[k] < 0) continue;
+          float a[kVec];
+          unpack(craw[k], a, static_cast<const T*>(nullptr));
+          const float scale = __int_as_float((127 - (k + 1) * lp) << 23);  // 2^-(l log2_p), exact
+#pragma unroll
+          for (int e = 0; e < kVec; ++e) coarse[e] += kScaled ? __fmul_rn(a[e], scale) : a[e];  // no FMA
+        }
+        // The cell's tokens: fine(t) from +0, then fine(t) + coarse(u).
+#pragma unroll
+        for (int i = 0; i < kOneCell; ++i) {
+          const int t = t_begin + i;
+          if (i >= p || t < 0 || t >= N) continue;
+          float fine[kVec];
+#pragma unroll
+          for (int e = 0; e < kVec; ++e) fine[e] = 0.0f;
+          if (fs[i] >= 0) {
+            float a[kVec];
+            unpack(fraw[i], a, static_cast<const T*>(nullptr));
+#pragma unroll
+            for (int e = 0; e < kVec; ++e) fine[e] += a[e];
+          }
+          float o[kVec];
+#pragma unroll
+          for (int e = 0; e < kVec; ++e) o[e] = fine[e] + coarse[e];
+          store_vec(out_h + int64_t{t} * out.seq_stride + col, o);
+        }
+      }
+#pragma unroll
+      for (int k = 0; k < kC; ++k) cs[k] = next_cs[k];
+#pragma unroll
+      for (int i = 0; i < kOneCell; ++i) fs[i] = next_fs[i];
+    }
+  }
+}
+
 // The scatter backward as one pass over dout (the "window" kernel). Each
 // entry's row is the sum the slot gather computes: the tokens of its shifted
 // span in order, in fp32 from +0, rounded once. The slot gather reads a token
@@ -600,9 +720,15 @@ void launch_slot_gather(const Geometry& g, const SlotJobs& jobs, const int32_t* 
 // (the scatter).
 // LIGHTHOUSE_TOKEN_GATHER="cells=R,coop=0|1" overrides them for tuning runs
 // (scripts/tune-token-gather.sh; read once).
+// For one head a group, token_gather_heads_kernel runs where it applies
+// (heads=1, the default; heads=0 forces token_gather_kernel), each group
+// taking about `tasks` (cell, head) tasks.
+// LIGHTHOUSE_TOKEN_GATHER="cells=R,coop=0|1[,heads=0|1,tasks=R]".
 struct TokenTuning {
   int cells = 4;
   int coop = -1;  // -1: when a group has several heads
+  int heads = 1;
+  int tasks = 8;
 };
 
 inline TokenTuning token_tuning() {
@@ -610,14 +736,17 @@ inline TokenTuning token_tuning() {
     TokenTuning r;
     const char* env = std::getenv("LIGHTHOUSE_TOKEN_GATHER");
     if (env == nullptr) return r;
-    int c = 0, f = 0;
+    int c = 0, f = 0, h = 1, k = r.tasks;
     char tail = 0;
-    if (std::sscanf(env, "cells=%d,coop=%d%c", &c, &f, &tail) != 2 || c < 1 || (f != 0 && f != 1)) {
+    const int got = std::sscanf(env, "cells=%d,coop=%d,heads=%d,tasks=%d%c", &c, &f, &h, &k, &tail);
+    if ((got != 2 && got != 4) || c < 1 || (f != 0 && f != 1) || (h != 0 && h != 1) || k < 1) {
       throw std::runtime_error(std::string("LIGHTHOUSE_TOKEN_GATHER='") + env +
-                               "': expected cells=R,coop=0|1 with R >= 1");
+                               "': expected cells=R,coop=0|1[,heads=0|1,tasks=R] with R >= 1");
     }
     r.cells = c;
     r.coop = f;
+    r.heads = h;
+    r.tasks = k;
     return r;
   }();
   return t;
@@ -635,6 +764,19 @@ void launch_token_gather(const Geometry& g, const SubTensor& rows, const TokenTe
   const RowLayout lay = row_layout<T>(g.d);
   const int64_t cells = (g.N >> g.log2_p) + 1;
   const TokenTuning tune = token_tuning();
+  if (spill.ptr == nullptr && group == 1 && tune.heads == 1 && g.L <= kOneLevels && g.p() <= kOneCell) {
+    const int64_t tasks = cells * g.H;
+    const int64_t per_block = kThreads / lay.lanes * tune.tasks;
+    const dim3 grid(grid_blocks(tasks, per_block), grid_y(g.B));
+    // task + one grid stride must fit 32 bits too (the next task's slots).
+    if (tasks + int64_t{grid.x} * (kThreads / lay.lanes) >= (int64_t{1} << 31)) {
+      throw std::runtime_error("lighthouse CUDA token gather: N=" + std::to_string(g.N) + ", H=" +
+                               std::to_string(g.H) + " give more (cell, head) tasks than the kernel's 32-bit index");
+    }
+    token_gather_heads_kernel<T, kShifted, kScaled><<<grid, kThreads, 0, stream>>>(g, rows, out, inv, lay);
+    LH_CHECK_LAUNCH();
+    return;
+  }
   const dim3 grid(grid_blocks(cells, kThreads / lay.lanes * tune.cells), grid_y(g.B * out.heads));
   auto launch = [&](auto kernel) {
     kernel<<<grid, kThreads, 0, stream>>>(g, rows, out, inv, lay, spill);
