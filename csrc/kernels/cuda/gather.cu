@@ -381,14 +381,17 @@ __global__ void __launch_bounds__(kThreads, 4)
 }
 
 // The token gather for one head a group (dq; the scatter): the same sums in
-// the same order as token_gather_kernel, with two changes measured to matter
-// (H200, 2026-12-02, benchmarks/gather_bench.py; docs/benchmarks.md):
+// the same order as token_gather_kernel, with two changes (measured together,
+// not apart: H200, 2026-12-02, benchmarks/gather_bench.py, the numbers at
+// token_tuning below; docs/benchmarks.md):
 //  - neighbouring lane groups take neighbouring heads of one cell, so a warp
 //    writes whole stretches of a token row rather than one head's slice of
 //    tokens far apart;
 //  - a group loads its next cell's slots (inv) while it loads this cell's
 //    rows, and all of a cell's rows (coarse and fine) together: about one
-//    memory round trip a cell instead of four.
+//    memory round trip a cell instead of four;
+//  - launch bounds (256, 3): up to 85 registers, no spills (with (256, 4)
+//    it spilled 44 bytes and ran 10-15% slower).
 // Up to kOneLevels - 1 coarse levels and cells of up to kOneCell tokens
 // (L <= 4, p <= 4); else, and under context parallelism (spill rows),
 // token_gather_kernel runs.
@@ -722,7 +725,14 @@ void launch_slot_gather(const Geometry& g, const SlotJobs& jobs, const int32_t* 
 // (scripts/tune-token-gather.sh; read once).
 // For one head a group, token_gather_heads_kernel runs where it applies
 // (heads=1, the default; heads=0 forces token_gather_kernel), each group
-// taking about `tasks` (cell, head) tasks.
+// taking about `tasks` (cell, head) tasks. Measured on an H200 (2026-12-02,
+// benchmarks/gather_bench.py, ms, old kernel -> heads kernel): B=2 N=262,144
+// H=16/4 d=64 L=4: dq 0.650 -> 0.477, scatter 0.616 -> 0.467; H=8 d=128 L=3
+// N=200,000: dq 0.232 -> 0.182, scatter 0.211 -> 0.178; N=98,304: 0.118 ->
+// 0.099, 0.108 -> 0.097. tasks=4 and 16, and launch bounds (256, 4), were
+// slower. The same head-major mapping in token_gather_kernel (several heads a
+// group: dk, dv under GQA) measured 0.374 ms against 0.360, so that kernel
+// keeps its mapping.
 // LIGHTHOUSE_TOKEN_GATHER="cells=R,coop=0|1[,heads=0|1,tasks=R]".
 struct TokenTuning {
   int cells = 4;
