@@ -7,14 +7,18 @@
 # at a time: benchmarks/gather_bench.py.
 #
 #   LH=build-gpu/lighthouse bash scripts/tune-token-gather.sh [variant ...]
-#   e.g. "LIGHTHOUSE_TOKEN_GATHER=cells=16,coop=0"
+#   e.g. "LIGHTHOUSE_TOKEN_GATHER=cells=16,coop=0" or "...=cells=4,coop=0,heads=1,tasks=16"
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 LH=${LH:-build-gpu/lighthouse}
 variants=("$@")
-[[ ${#variants[@]} == 0 ]] && variants=("LIGHTHOUSE_TOKEN_GATHER=cells=4,coop=1"
-                                        "LIGHTHOUSE_TOKEN_GATHER=cells=4,coop=0"
-                                        "LIGHTHOUSE_TOKEN_GATHER=cells=16,coop=1")
+# The defaults: what runs without the variable (one head a group: the kernel
+# by heads, 8 tasks a lane group; several: cells=4 with cooperative slot
+# loads), then the cells-mapped kernel for every group (cooperative loads
+# throughout), then fewer tasks.
+[[ ${#variants[@]} == 0 ]] && variants=("LIGHTHOUSE_TOKEN_GATHER=cells=4,coop=1,heads=1,tasks=8"
+                                        "LIGHTHOUSE_TOKEN_GATHER=cells=4,coop=1,heads=0,tasks=8"
+                                        "LIGHTHOUSE_TOKEN_GATHER=cells=4,coop=1,heads=1,tasks=4")
 shapes=("--seq-lens 200000 --top-k 2048"
         "--seq-lens 262144 --top-k 2048 --batch 2 --heads 16 --kv-heads 4 --head-dim 64 --levels 4"
         "--seq-lens 262144 --top-k 4096")
