@@ -28,6 +28,9 @@ traffic it must move, and its excess over that traffic at copy speed (ms):
 these sums 3 [B, H, S, d] tensors more than the bound above counts.
 """
 
+import argparse
+import json
+
 STAGES = ("scores", "gather", "scatter", "scatter_bwd", "gather_bwd")
 
 
@@ -36,9 +39,6 @@ def stage_bytes(B, N, H, Hkv, d, S, elem):
     tq, tk, sub = B * N * H * d * elem, B * N * Hkv * d * elem, B * H * S * d * elem
     return {"scores": tq + 2 * tk, "gather": 6 * sub, "scatter": sub + tq, "scatter_bwd": tq + sub,
             "gather_bwd": 3 * sub + tq + 2 * tk}
-
-import argparse
-import json
 
 
 def grids(doc):
@@ -63,7 +63,7 @@ def main():
         doc = json.load(open(path))
         for g, rows in grids(doc):
             B, H, Hkv, d = g["B"], g["H"], g["H_kv"], g["d"]
-            elem = elem_size(g if "dtype" in g else doc)
+            elem = elem_size(g, doc)
             for r in rows:
                 N, S = r["N"], r["S"]
                 tok = 4 * B * N * (H + Hkv) * d * elem
@@ -75,8 +75,9 @@ def main():
                       f"{r['lighthouse_over_floor_fwd_bwd']:7.3f}x")
 
 
-def elem_size(doc):
-    return 4 if doc.get("dtype", "bfloat16") == "float32" else 2
+def elem_size(grid, doc):
+    """Bytes per element: the grid's dtype, else the document's (bf16 when neither says)."""
+    return 4 if grid.get("dtype", doc.get("dtype", "bfloat16")) == "float32" else 2
 
 
 def print_stages(paths, bw, gbps):
@@ -87,7 +88,7 @@ def print_stages(paths, bw, gbps):
         doc = json.load(open(path))
         for g, rows in grids(doc):
             B, H, Hkv, d = g["B"], g["H"], g["H_kv"], g["d"]
-            elem = elem_size(g if "dtype" in g else doc)
+            elem = elem_size(g, doc)
             for r in rows:
                 st = r.get("stages")
                 if not st:

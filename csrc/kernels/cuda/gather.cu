@@ -381,9 +381,9 @@ __global__ void __launch_bounds__(kThreads, 4)
 }
 
 // The token gather for one head a group (dq; the scatter): the same sums in
-// the same order as token_gather_kernel, with two changes (measured together,
-// not apart: H200, 2026-12-02, benchmarks/gather_bench.py, the numbers at
-// token_tuning below; docs/benchmarks.md):
+// the same order as token_gather_kernel, with these changes (the first two
+// measured together, not apart: H200, 2026-12-02, benchmarks/gather_bench.py,
+// the numbers at token_tuning below; docs/benchmarks.md):
 //  - neighbouring lane groups take neighbouring heads of one cell, so a warp
 //    writes whole stretches of a token row rather than one head's slice of
 //    tokens far apart;
@@ -721,8 +721,6 @@ void launch_slot_gather(const Geometry& g, const SlotJobs& jobs, const int32_t* 
 // gather backward of dk (four heads a group) from 0.417 to 0.356 ms, but
 // those of one head a group from 0.634 to 0.645 ms (dq) and 0.593 to 0.632 ms
 // (the scatter).
-// LIGHTHOUSE_TOKEN_GATHER="cells=R,coop=0|1" overrides them for tuning runs
-// (scripts/tune-token-gather.sh; read once).
 // For one head a group, token_gather_heads_kernel runs where it applies
 // (heads=1, the default; heads=0 forces token_gather_kernel), each group
 // taking about `tasks` (cell, head) tasks. Measured on an H200 (2026-12-02,
@@ -733,7 +731,8 @@ void launch_slot_gather(const Geometry& g, const SlotJobs& jobs, const int32_t* 
 // slower. The same head-major mapping in token_gather_kernel (several heads a
 // group: dk, dv under GQA) measured 0.374 ms against 0.360, so that kernel
 // keeps its mapping.
-// LIGHTHOUSE_TOKEN_GATHER="cells=R,coop=0|1[,heads=0|1,tasks=R]".
+// LIGHTHOUSE_TOKEN_GATHER="cells=R,coop=0|1[,heads=0|1,tasks=R]" overrides
+// these choices for tuning runs (scripts/tune-token-gather.sh; read once).
 struct TokenTuning {
   int cells = 4;
   int coop = -1;  // -1: when a group has several heads
