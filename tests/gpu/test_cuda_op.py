@@ -77,6 +77,11 @@ CONFIGS = [
     # fp32 with L <= 4, p <= 4: the one-head token gather's kernel by heads
     # (dq, scatter) on four-element vectors; N not a multiple of p.
     (1, 4096 + 11, 4, 4, 64, 3, 4, 256, torch.float32),
+    # GQA with four heads a group at L = 4, p = 4 (the grid's GQA shape,
+    # small) and in fp32 at L = 3: the gather backward of dk, dv sums 28 and
+    # 24 (head, level) pairs a cell.
+    (1, 16384 + 13, 8, 2, 64, 4, 4, 256, torch.bfloat16),
+    (1, 4096 + 11, 8, 2, 64, 3, 4, 256, torch.float32),
     # L = 5: past the scatter backward's window kernel (the slot gather runs).
     (1, 8192 + 9, 2, 2, 64, 5, 2, 256, torch.bfloat16),
 ]
