@@ -5,31 +5,33 @@
 # build files). Prints each file that differs, is missing here, or exists
 # here but was not in the tree sent; exit 0 when the two trees are the same.
 #   bash scripts/check-sent-tree.sh PATH/machine.txt
+#   bash scripts/check-sent-tree.sh --list   # the sha256 lines of this tree (gpu-check.sh writes them)
 set -euo pipefail
-machine=${1:?usage: check-sent-tree.sh PATH/machine.txt}
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+list() {
+  git ls-files -co --exclude-standard csrc tests scripts benchmarks python CMakeLists.txt pyproject.toml | sort |
+    xargs sha256sum
+}
+if [[ ${1:-} == --list ]]; then
+  list
+  exit 0
+fi
+machine=${1:?usage: check-sent-tree.sh PATH/machine.txt | --list}
 sent=$(grep '^file ' "$machine" | sed 's/^file //' || true)
 if [[ -z $sent ]]; then
   echo "check-sent-tree: $machine has no 'file' lines (written by gpu-check.sh from 2026-12-02 on)" >&2
   exit 2
 fi
-status=0
-while read -r hash path; do
-  if [[ ! -f $path ]]; then
-    echo "only in the tree sent: $path"
-    status=1
-  elif [[ $(sha256sum "$path" | cut -d' ' -f1) != "$hash" ]]; then
-    echo "differs: $path"
-    status=1
-  fi
-done <<<"$sent"
-only_here=$(comm -13 <(cut -d' ' -f3- <<<"$sent" | sort) \
-  <(git ls-files -co --exclude-standard csrc tests scripts benchmarks python CMakeLists.txt pyproject.toml | sort))
-if [[ -n $only_here ]]; then
-  sed 's/^/only here: /' <<<"$only_here"
-  status=1
+here=$(list)
+report=$(
+  # In the order of the tree sent: files that differ or are missing here; then files only here.
+  awk 'NR == FNR { here[$2] = $1; next }
+       !($2 in here) { print "only in the tree sent: " $2; next }
+       here[$2] != $1 { print "differs: " $2 }' <(echo "$here") <(echo "$sent")
+  comm -13 <(awk '{ print $2 }' <<<"$sent" | sort) <(awk '{ print $2 }' <<<"$here") | sed 's/^/only here: /'
+)
+if [[ -n $report ]]; then
+  echo "$report"
+  exit 1
 fi
-if [[ $status == 0 ]]; then
-  echo "check-sent-tree: the tree sent equals this checkout ($(wc -l <<<"$sent") files)"
-fi
-exit $status
+echo "check-sent-tree: the tree sent equals this checkout ($(wc -l <<<"$sent") files)"

@@ -20,11 +20,11 @@ summary=()
 
 if [[ $MODE == build || $MODE == all || ! -x $BUILD_DIR/lighthouse ]]; then
   { nvidia-smi; nvcc --version; python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())'; git log -1 --format='git HEAD here %H %cd (the tree sent may be newer)' 2>/dev/null
-    files=$(git ls-files -co --exclude-standard csrc tests scripts benchmarks python CMakeLists.txt pyproject.toml | sort)
-    echo "source sha256 $(echo "$files" | xargs sha256sum | sha256sum | cut -c1-16)"
-    # Each file's hash, so that scripts/check-sent-tree.sh can say which
-    # files of the tree run here differ from a local checkout.
-    echo "$files" | xargs sha256sum | sed 's/^/file /'; } >"$OUT/machine.txt" 2>&1
+    # Each source file's hash, so that scripts/check-sent-tree.sh can say
+    # which files of the tree run here differ from a local checkout.
+    sums=$(bash scripts/check-sent-tree.sh --list)
+    echo "source sha256 $(echo "$sums" | sha256sum | cut -c1-16)"
+    echo "$sums" | sed 's/^/file /'; } >"$OUT/machine.txt" 2>&1
   start=$(date +%s)
   cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DLIGHTHOUSE_CUDA=ON \
     >"$OUT/build.log" 2>&1 && cmake --build "$BUILD_DIR" -j "$(nproc)" >>"$OUT/build.log" 2>&1

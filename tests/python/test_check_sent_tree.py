@@ -8,13 +8,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "check-sent-tree.sh"
-DIRS = ["csrc", "tests", "scripts", "benchmarks", "python", "CMakeLists.txt", "pyproject.toml"]
 
 
 def machine_txt(tmp_path, edit=lambda lines: lines):
-    """A machine.txt as gpu-check.sh writes it for this checkout, its file lines passed through `edit`."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", *DIRS], cwd=REPO, check=True,
-                           capture_output=True, text=True).stdout.split()
+    """A machine.txt as gpu-check.sh writes it for this checkout (the files of `--list`, hashed here), its
+    file lines passed through `edit`."""
+    listed = subprocess.run(["bash", str(SCRIPT), "--list"], check=True, capture_output=True, text=True).stdout
+    files = [line.split(maxsplit=1)[1] for line in listed.splitlines()]
     lines = [f"file {hashlib.sha256((REPO / f).read_bytes()).hexdigest()}  {f}" for f in sorted(files)]
     path = tmp_path / "machine.txt"
     path.write_text("git HEAD here 0000 (the tree sent may be newer)\nsource sha256 0\n" + "\n".join(edit(lines)) + "\n")
