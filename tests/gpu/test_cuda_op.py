@@ -82,6 +82,11 @@ CONFIGS = [
     # 24 (head, level) pairs a cell.
     (1, 16384 + 13, 8, 2, 64, 4, 4, 256, torch.bfloat16),
     (1, 4096 + 11, 8, 2, 64, 3, 4, 256, torch.float32),
+    # The same with slot tables whose rows are 16-byte aligned (P % 4 == 0:
+    # the GQA kernel loads a cell's level-0 slots as one vector): four heads
+    # a group in bf16 at L = 4, two in fp16 at L = 3.
+    (1, 16384 + 141, 8, 2, 64, 4, 4, 256, torch.bfloat16),
+    (1, 4096 + 35, 4, 2, 64, 3, 4, 256, torch.float16),
     # L = 5: past the scatter backward's window kernel (the slot gather runs).
     (1, 8192 + 9, 2, 2, 64, 5, 2, 256, torch.bfloat16),
 ]

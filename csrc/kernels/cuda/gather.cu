@@ -22,6 +22,7 @@
  * fit); (batch row, head) pairs come from the grid's y dimension, so no
  * kernel divides 64-bit integers per row.
  */
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -503,6 +504,132 @@ __global__ void __launch_bounds__(kThreads, 3)
   }
 }
 
+// The gather backward for a GQA group of kG = 2 or 4 heads with p = 4 (dk,
+// dv): the same sums in the same order as token_gather_kernel, with less
+// work a (head, level) pair. Nsight Compute showed token_gather_kernel bound
+// by instruction issue there (75% of issue slots, 22% of DRAM bandwidth; H200,
+// 2026-12-02, docs/benchmarks.md); most of its instructions go to per-pair
+// bookkeeping, shuffles and divisions by the runtime group size, while
+// about 3% of level-0 pairs and 12.5% of level-1 pairs have a row (random
+// q, k at N = 262,144, top_k 2048, L = 4). Here, for a lane group's cell u
+// and kv head x, with the group size, the cell and the level count bounded
+// at compile time:
+//  - every lane loads the slots itself (the same addresses across a lane
+//    group, so one request serves it): kG (L-1) coarse slots and, per head,
+//    the cell's four level-0 slots, as one 16-byte vector where the slot
+//    table allows (vec_slots: P % 4 == 0 and the table 16-byte aligned,
+//    checked by the launcher), else one at a time;
+//  - the coarse rows are added without branches: a missing row is loaded as
+//    zeros, and adding the resulting +0 leaves the sum's bits unchanged (the
+//    sum starts at +0 and so is never -0);
+//  - a token whose kG level-0 slots are all missing (the common case) skips
+//    its fine sum: out(t) = +0 + coarse(u) = coarse(u), bit for bit.
+// Neighbouring lane groups take neighbouring cells of one (row, kv head),
+// as in token_gather_kernel.
+template <typename T, int kG>
+__global__ void __launch_bounds__(kThreads, 3)
+    token_gather_gqa_kernel(Geometry g, SubTensor rows, TokenTensor out, const int32_t* __restrict__ inv,
+                            RowLayout lay, bool vec_slots) {
+  static_assert(kG == 2 || kG == 4, "two or four heads a group");
+  constexpr int kVec = Vec<T>::kElems;
+  constexpr int kC = kOneLevels - 1;
+  const int lane = threadIdx.x % lay.lanes;
+  const int groups = kThreads / lay.lanes;
+  const int heads = static_cast<int>(out.heads);
+  const int N = static_cast<int>(g.N);
+  const int C = g.L - 1;
+  const int cells = (N + 3) >> 2;
+  const int pairs = static_cast<int>(g.B) * heads;
+  const int stride = gridDim.x * groups;
+  const int inv_step = static_cast<int>(g.P);
+  const int row_step = static_cast<int>(rows.seq_stride), head_step = static_cast<int>(rows.head_stride);
+  int level_off[kC];
+#pragma unroll
+  for (int k = 0; k < kC; ++k) level_off[k] = k < C ? static_cast<int>(g.level_offset[k + 1]) : 0;
+  for (int y = blockIdx.y; y < pairs; y += gridDim.y) {
+    const int x = y % heads;
+    const int b = y / heads;
+    const T* rows_x = static_cast<const T*>(rows.ptr) + b * rows.batch_stride + int64_t{x} * kG * rows.head_stride;
+    const int32_t* inv_x = inv + (int64_t{b} * g.H + int64_t{x} * kG) * g.P;
+    T* out_x = static_cast<T*>(out.ptr) + b * out.batch_stride + x * out.head_stride;
+    for (int u = blockIdx.x * groups + static_cast<int>(threadIdx.x) / lay.lanes; u < cells; u += stride) {
+      int cs[kG][kC];
+      int4 fs[kG];  // the cell's level-0 slots of head h: tokens 4u .. 4u + 3
+#pragma unroll
+      for (int h = 0; h < kG; ++h) {
+#pragma unroll
+        for (int k = 0; k < kC; ++k) {
+          cs[h][k] = k < C ? __ldg(inv_x + (h * inv_step + level_off[k] + (u >> (2 * k)))) : -1;
+        }
+        const int32_t* f = inv_x + (h * inv_step + 4 * u);
+        fs[h] = vec_slots ? __ldg(reinterpret_cast<const int4*>(f)) : make_int4(__ldg(f), __ldg(f + 1), __ldg(f + 2), __ldg(f + 3));
+      }
+      for (int v = 0; v < lay.vec_per_lane; ++v) {
+        const int col = (lane + v * lay.lanes) * kVec;
+        // coarse(u): the (head, level) pairs in order, from +0.
+        float coarse[kVec];
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) coarse[e] = 0.0f;
+#pragma unroll
+        for (int h = 0; h < kG; ++h) {
+          uint4 raw[kC];
+#pragma unroll
+          for (int k = 0; k < kC; ++k) {
+            raw[k] = cs[h][k] >= 0
+                         ? __ldg(reinterpret_cast<const uint4*>(rows_x + (h * head_step + cs[h][k] * row_step + col)))
+                         : make_uint4(0u, 0u, 0u, 0u);
+          }
+#pragma unroll
+          for (int k = 0; k < kC; ++k) {
+            if (k >= C) break;  // uniform over the grid
+            float a[kVec];
+            unpack(raw[k], a, static_cast<const T*>(nullptr));
+            const float scale = __int_as_float((127 - 2 * (k + 1)) << 23);  // 4^-(k+1), exact
+#pragma unroll
+            for (int e = 0; e < kVec; ++e) coarse[e] += __fmul_rn(a[e], scale);  // no FMA: as the CPU twin
+          }
+        }
+        // The cell's tokens: fine(t), the heads in order from +0, then + coarse(u).
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const int t = 4 * u + i;
+          int sl[kG];
+#pragma unroll
+          for (int h = 0; h < kG; ++h) sl[h] = i == 0 ? fs[h].x : i == 1 ? fs[h].y : i == 2 ? fs[h].z : fs[h].w;
+          float o[kVec];
+#pragma unroll
+          for (int e = 0; e < kVec; ++e) o[e] = coarse[e];
+          int all = sl[0];
+#pragma unroll
+          for (int h = 1; h < kG; ++h) all &= sl[h];
+          if (all != -1) {  // some head has a level-0 row for t (a missing slot is -1, all bits set)
+            uint4 fr[kG];
+#pragma unroll
+            for (int h = 0; h < kG; ++h) {
+              fr[h] = sl[h] >= 0 ? __ldg(reinterpret_cast<const uint4*>(rows_x + (h * head_step + sl[h] * row_step + col)))
+                                 : make_uint4(0u, 0u, 0u, 0u);
+            }
+            float fine[kVec];
+#pragma unroll
+            for (int e = 0; e < kVec; ++e) fine[e] = 0.0f;
+#pragma unroll
+            for (int h = 0; h < kG; ++h) {
+              if (sl[h] < 0) continue;
+              float a[kVec];
+              unpack(fr[h], a, static_cast<const T*>(nullptr));
+#pragma unroll
+              for (int e = 0; e < kVec; ++e) fine[e] += a[e];
+            }
+#pragma unroll
+            for (int e = 0; e < kVec; ++e) o[e] = fine[e] + coarse[e];
+          }
+          if (t < N) store_vec(out_x + int64_t{t} * out.seq_stride + col, o);
+        }
+      }
+    }
+  }
+}
+
 // The scatter backward as one pass over dout (the "window" kernel). Each
 // entry's row is the sum the slot gather computes: the tokens of its shifted
 // span in order, in fp32 from +0, rounded once. The slot gather reads a token
@@ -722,7 +849,8 @@ void launch_slot_gather(const Geometry& g, const SlotJobs& jobs, const int32_t* 
 // those of one head a group from 0.634 to 0.645 ms (dq) and 0.593 to 0.632 ms
 // (the scatter).
 // For one head a group, token_gather_heads_kernel runs where it applies
-// (heads=1, the default; heads=0 forces token_gather_kernel), each group
+// (heads=1, the default; heads=0 forces token_gather_kernel, here and for
+// the GQA kernel token_gather_gqa_kernel below), each group
 // taking about `tasks` (cell, head) tasks. Measured on an H200 (2026-12-02,
 // benchmarks/gather_bench.py, ms, old kernel -> heads kernel): B=2 N=262,144
 // H=16/4 d=64 L=4: dq 0.650 -> 0.477, scatter 0.616 -> 0.467; H=8 d=128 L=3
@@ -785,6 +913,21 @@ void launch_token_gather(const Geometry& g, const SubTensor& rows, const TokenTe
     token_gather_heads_kernel<T, kShifted, kScaled><<<grid, kThreads, 0, stream>>>(g, rows, out, inv, lay);
     LH_CHECK_LAUNCH();
     return;
+  }
+  if constexpr (!kShifted && kScaled) {
+    // The GQA kernel (dk, dv): two or four heads a group, p = 4, L <= 4
+    // (heads=0 forces token_gather_kernel).
+    if ((group == 2 || group == 4) && tune.heads == 1 && g.L <= kOneLevels && g.p() == 4) {
+      const bool vec_slots = g.P % 4 == 0 && reinterpret_cast<uintptr_t>(inv) % 16 == 0;
+      const dim3 grid(grid_blocks(cells, kThreads / lay.lanes * tune.cells), grid_y(g.B * out.heads));
+      if (group == 2) {
+        token_gather_gqa_kernel<T, 2><<<grid, kThreads, 0, stream>>>(g, rows, out, inv, lay, vec_slots);
+      } else {
+        token_gather_gqa_kernel<T, 4><<<grid, kThreads, 0, stream>>>(g, rows, out, inv, lay, vec_slots);
+      }
+      LH_CHECK_LAUNCH();
+      return;
+    }
   }
   const dim3 grid(grid_blocks(cells, kThreads / lay.lanes * tune.cells), grid_y(g.B * out.heads));
   auto launch = [&](auto kernel) {
