@@ -137,7 +137,7 @@ def main():
         ("fill dq-sized (zero_)", lambda: fill_q.zero_(), out_q),
         ("copy dq-sized (copy_)", lambda: fill_q.copy_(src_q), 2 * out_q),
     ]
-    env = " ".join(f"{n}={os.environ[n]}" for n in ("LIGHTHOUSE_TOKEN_GATHER", "LIGHTHOUSE_SCATTER_BACKWARD")
+    env = " ".join(f"{n}={os.environ[n]}" for n in ("LIGHTHOUSE_TOKEN_GATHER", "LIGHTHOUSE_SCATTER_BACKWARD", "LIGHTHOUSE_SLOT_GATHER")
                    if n in os.environ) or "default launch choices"
     print(f"shape {a.shape}: B={B} N={N} H={H}/{Hkv} d={d} L={L} p={p} top_k={k} S={S}; {env}")
     for name, fn, nbytes in cases:

@@ -2,7 +2,8 @@
 through scripts/gpu-check.sh; skipped as a whole where CUDA is absent.
 
 - CUDA vs the CPU twins: identical entries; the stages (gather, scatter and
-  their backward) bit for bit; outputs within the bf16 rule (<= 2x the error of
+  their backward) bit for bit, with the default kernels and with the ones
+  they pass over (LIGHTHOUSE_SLOT_GATHER=row, LIGHTHOUSE_TOKEN_GATHER=...,heads=0); outputs within the bf16 rule (<= 2x the error of
   stock bf16 ops on the same gathered sub-sequence, against fp64, plus noise),
   gradients within 3x.
 - Determinism: forward and backward 50 times, bit for bit.
@@ -141,6 +142,29 @@ def test_stages_bit_identical_to_cpu_twin(cfg):
     poison()
     for a, b in zip(grads(DEV), grads("cpu")):
         assert torch.equal(a.cpu(), b)
+
+
+# The kernels the default launch choices pass over (read once a process from
+# these variables, so each runs in a child process): slot_gather_kernel for
+# the gather forward, token_gather_kernel for every token gather.
+_FALLBACKS = {
+    "slot-row": {"LIGHTHOUSE_SLOT_GATHER": "row"},
+    "token-heads0": {"LIGHTHOUSE_TOKEN_GATHER": "cells=4,coop=1,heads=0,tasks=8"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(_FALLBACKS))
+def test_stages_bit_identical_with_fallback_kernels(name):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, **_FALLBACKS[name])
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
+                        "test_stages_bit_identical_to_cpu_twin"], env=env, capture_output=True, text=True, timeout=600)
+    print(r.stdout[-3000:], r.stderr[-2000:])
+    assert r.returncode == 0, f"stage tests with {_FALLBACKS[name]} exited {r.returncode}"
+    assert f"{len(SMALL_CONFIGS)} passed" in r.stdout
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=ids)

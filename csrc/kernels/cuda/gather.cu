@@ -182,6 +182,146 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// The gather forward with two rows in flight for each lane group (kPair,
+// the default; LIGHTHOUSE_SLOT_GATHER=row runs slot_gather_kernel): the same
+// sums in the same order as slot_gather_kernel<T, false, false, kTwo>, but a
+// lane group takes rows s and s + stride together and issues the first
+// loads of both (up to four token rows each, or a pooled row) before it adds
+// or stores either. slot_gather_kernel has one row in flight a group at 64
+// registers (half the SM's threads), so a row that is one load (a level-0
+// entry, a pooled row: most rows) leaves one 16-byte load a thread in flight.
+// Here three blocks an SM (80 registers, a few bytes of spill outside the
+// row loop with two pooled levels) with two rows each. Spans longer than
+// four tokens finish one row at a time, as before. Measured on an H200
+// (2026-12-02, benchmarks/gather_bench.py, q, k and v, ms, pair / row, two
+// runs each): B=2 N=262,144 H=16/4 d=64 L=4 0.317, 0.339 / 0.472, 0.465;
+// H=8 d=128 L=3 N=200,000 0.171, 0.181 / 0.194, 0.178; N=98,304 0.128,
+// 0.120 / 0.137, 0.140.
+template <typename T>
+struct PairSpan {
+  const T* p;  // first token row (or the pooled row), at column 0
+  int n;       // token rows to sum; -1: a pooled row, copied bit for bit
+  int shift;   // log2 c: the sum is scaled by 2^-shift
+};
+
+template <typename T, bool kTwo>
+__global__ void __launch_bounds__(kThreads, 3)
+    slot_gather_pair_kernel(Geometry g, SlotJobs jobs, const int32_t* __restrict__ entries, RowLayout lay) {
+  constexpr int kVec = Vec<T>::kElems;
+  const int lane = threadIdx.x % lay.lanes;
+  const int rows_per_block = kThreads / lay.lanes;
+  const int S = static_cast<int>(g.S);
+  const int H = static_cast<int>(g.H);
+  const int N = static_cast<int>(g.N);
+  const int pairs = static_cast<int>(g.B) * H;
+  const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+  for (int y = blockIdx.y; y < jobs.count * pairs; y += gridDim.y) {
+    const int ji = y / pairs;
+    const int h = (y - ji * pairs) % H;
+    const int b = (y - ji * pairs) / H;
+    const SlotJob job = ji == 0 ? jobs.job[0] : (ji == 1 ? jobs.job[1] : jobs.job[2]);
+    const int group = H / static_cast<int>(job.x.heads);
+    const int step = static_cast<int>(job.x.seq_stride);  // checked by the launcher
+    const T* src = static_cast<const T*>(job.x.ptr) + b * job.x.batch_stride + (h / group) * job.x.head_stride;
+    const T* coarse = job.coarse == nullptr ? nullptr
+                                            : static_cast<const T*>(job.coarse) +
+                                                  (int64_t{b} * job.x.heads + h / group) *
+                                                      (kTwo ? g.pooled_rows() : g.level_size(g.L - 1)) * g.d;
+    const int pooled_from = kTwo ? static_cast<int>(g.level_offset[g.pool_first()]) : 0;
+    T* dst_row0 = static_cast<T*>(job.out.ptr) + b * job.out.batch_stride + h * job.out.head_stride;
+    const int32_t* row_entries = entries + (int64_t{b} * H + h) * S;
+    auto span_of = [&](int pyr) {
+      const int l = g.level_of(pyr);
+      const int j = pyr - static_cast<int>(g.level_offset[l]);
+      PairSpan<T> r;
+      if (coarse != nullptr && (kTwo ? pyr >= pooled_from : l == g.L - 1)) {
+        r.p = coarse + int64_t{kTwo ? pyr - pooled_from : j} * g.d;
+        r.n = -1;
+        r.shift = 0;
+        return r;
+      }
+      const int shift = l * g.log2_p;
+      const int c = 1 << shift;
+      const int first = j << shift;
+      const int t0 = min(first, N);
+      r.p = src + int64_t{t0} * step;
+      r.n = min(first + c, N) - t0;
+      r.shift = shift;
+      return r;
+    };
+    const int stride = gridDim.x * rows_per_block;
+    int s = blockIdx.x * rows_per_block + static_cast<int>(threadIdx.x) / lay.lanes;
+    int next_a = s < S ? row_entries[s] : 0;
+    int next_b = s + stride < S ? row_entries[s + stride] : 0;
+    for (; s < S; s += 2 * stride) {
+      const bool has_b = s + stride < S;
+      const PairSpan<T> A = span_of(next_a);
+      PairSpan<T> Bs = span_of(next_b);
+      if (!has_b) Bs.n = 0;
+      // The next pair's entries, read before this pair's data.
+      if (s + 2 * stride < S) next_a = row_entries[s + 2 * stride];
+      if (s + 3 * stride < S) next_b = row_entries[s + 3 * stride];
+      T* dst_a = dst_row0 + s * job.out.seq_stride;
+      T* dst_b = dst_row0 + (s + stride) * job.out.seq_stride;
+      for (int v = 0; v < lay.vec_per_lane; ++v) {
+        const int col = (lane + v * lay.lanes) * kVec;
+        uint4 ra[4], rb[4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+          ra[u] = u < A.n || (u == 0 && A.n < 0) ? __ldg(reinterpret_cast<const uint4*>(A.p + u * step + col)) : zero;
+        }
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+          rb[u] = u < Bs.n || (u == 0 && Bs.n < 0) ? __ldg(reinterpret_cast<const uint4*>(Bs.p + u * step + col)) : zero;
+        }
+        // Row A, then row B: tokens ascending from +0, times 1/c.
+        auto finish = [&](const PairSpan<T>& R, const uint4 (&raw)[4], T* dst) {
+          if (R.n < 0) {
+            *reinterpret_cast<uint4*>(dst + col) = raw[0];
+            return;
+          }
+          float acc[kVec];
+#pragma unroll
+          for (int e = 0; e < kVec; ++e) acc[e] = 0.0f;
+#pragma unroll
+          for (int u = 0; u < 4; ++u) {
+            if (u >= R.n) break;
+            float a[kVec];
+            unpack(raw[u], a, static_cast<const T*>(nullptr));
+#pragma unroll
+            for (int e = 0; e < kVec; ++e) acc[e] += a[e];
+          }
+          // Longer spans (more than four tokens: rare in the pooled
+          // layouts): four loads in flight, added in token order.
+          const T* p = R.p + 4 * step + col;
+          for (int t = 4; t < R.n; t += 4) {
+            uint4 more[4];
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+              more[u] = t + u < R.n ? __ldg(reinterpret_cast<const uint4*>(p + u * step)) : zero;
+            }
+            p += 4 * step;
+#pragma unroll
+            for (int u = 0; u < 4; ++u) {
+              if (t + u >= R.n) break;
+              float a[kVec];
+              unpack(more[u], a, static_cast<const T*>(nullptr));
+#pragma unroll
+              for (int e = 0; e < kVec; ++e) acc[e] += a[e];
+            }
+          }
+          const float scale = __int_as_float((127 - R.shift) << 23);  // 1 / c, exact
+#pragma unroll
+          for (int e = 0; e < kVec; ++e) acc[e] *= scale;
+          store_vec(dst + col, acc);
+        };
+        finish(A, ra, dst_a);
+        if (has_b) finish(Bs, rb, dst_b);
+      }
+    }
+  }
+}
+
 // The token gather (gather backward, scatter): out[b, t, hx] sums, over the
 // heads h of group(hx) and the levels l, (kScaled ? 1/c_l : 1) *
 // rows[b, h, inv(l, index_l(t))], with index_l(t) = t >> (l log2_p), or
@@ -810,6 +950,19 @@ void launch_window_scatter_backward(const ScatterBackwardParams& p, cudaStream_t
   }
 }
 
+// LIGHTHOUSE_SLOT_GATHER=pair|row picks the gather forward's kernel
+// (slot_gather_pair_kernel or slot_gather_kernel; read once; for
+// measurements and tests).
+inline bool slot_gather_pairs() {
+  static const bool pairs = [] {
+    const char* env = std::getenv("LIGHTHOUSE_SLOT_GATHER");
+    if (env == nullptr || std::string(env) == "pair") return true;
+    if (std::string(env) == "row") return false;
+    throw std::runtime_error(std::string("LIGHTHOUSE_SLOT_GATHER='") + env + "': expected pair or row");
+  }();
+  return pairs;
+}
+
 template <typename T, bool kShifted>
 void launch_slot_gather(const Geometry& g, const SlotJobs& jobs, const int32_t* entries, cudaStream_t stream,
                         const TokenTensor& spill = {}, int64_t spill_rows = 0) {
@@ -828,6 +981,18 @@ void launch_slot_gather(const Geometry& g, const SlotJobs& jobs, const int32_t* 
     }
   }
   if constexpr (!kShifted) {
+    bool narrow = true;  // the pair kernel's row offsets are 32-bit
+    for (int i = 0; i < jobs.count; ++i) narrow = narrow && jobs.job[i].x.seq_stride < (int64_t{1} << 28);
+    if (slot_gather_pairs() && narrow) {
+      const dim3 pgrid(grid_blocks(g.S, kThreads / lay.lanes * kRowsPerGroup), grid_y(jobs.count * g.B * g.H));
+      if (g.pool_first() == g.L - 2) {
+        slot_gather_pair_kernel<T, true><<<pgrid, kThreads, 0, stream>>>(g, jobs, entries, lay);
+      } else {
+        slot_gather_pair_kernel<T, false><<<pgrid, kThreads, 0, stream>>>(g, jobs, entries, lay);
+      }
+      LH_CHECK_LAUNCH();
+      return;
+    }
     if (g.pool_first() == g.L - 2) {  // two pooled levels (the layout of any job's coarse rows)
       slot_gather_kernel<T, false, false, true>
           <<<grid, kThreads, 0, stream>>>(g, jobs, entries, lay, spill, static_cast<int>(spill_rows));
