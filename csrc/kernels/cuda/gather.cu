@@ -182,8 +182,8 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// The gather forward with two rows in flight for each lane group (kPair,
-// the default; LIGHTHOUSE_SLOT_GATHER=row runs slot_gather_kernel): the same
+// The gather forward with two rows in flight for each lane group (the
+// default; LIGHTHOUSE_SLOT_GATHER=row runs slot_gather_kernel): the same
 // sums in the same order as slot_gather_kernel<T, false, false, kTwo>, but a
 // lane group takes rows s and s + stride together and issues the first
 // loads of both (up to four token rows each, or a pooled row) before it adds
