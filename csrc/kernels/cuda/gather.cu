@@ -37,6 +37,23 @@ namespace {
 
 constexpr int kThreads = 256;
 
+// The 16-byte vector at p (read-only path) where `present`, else zeros. A
+// missing row so adds +0, which leaves a sum that starts at +0 unchanged, bit
+// for bit.
+template <typename T>
+__device__ __forceinline__ uint4 load_or_zero(bool present, const T* p) {
+  return present ? __ldg(reinterpret_cast<const uint4*>(p)) : make_uint4(0u, 0u, 0u, 0u);
+}
+
+// acc += raw (16 bytes of T) in fp32, element by element.
+template <typename T>
+__device__ __forceinline__ void add_vec(float (&acc)[Vec<T>::kElems], const uint4& raw) {
+  float a[Vec<T>::kElems];
+  unpack(raw, a, static_cast<const T*>(nullptr));
+#pragma unroll
+  for (int e = 0; e < Vec<T>::kElems; ++e) acc[e] += a[e];
+}
+
 struct RowLayout {
   int lanes;         // threads per row (a power of two <= 32)
   int vec_per_lane;  // 16-byte vectors each of them moves
@@ -286,10 +303,7 @@ __global__ void __launch_bounds__(kThreads, 3)
 #pragma unroll
           for (int u = 0; u < 4; ++u) {
             if (u >= R.n) break;
-            float a[kVec];
-            unpack(raw[u], a, static_cast<const T*>(nullptr));
-#pragma unroll
-            for (int e = 0; e < kVec; ++e) acc[e] += a[e];
+            add_vec<T>(acc, raw[u]);
           }
           // Longer spans (more than four tokens: rare in the pooled
           // layouts): four loads in flight, added in token order.
@@ -304,10 +318,7 @@ __global__ void __launch_bounds__(kThreads, 3)
 #pragma unroll
             for (int u = 0; u < 4; ++u) {
               if (t + u >= R.n) break;
-              float a[kVec];
-              unpack(more[u], a, static_cast<const T*>(nullptr));
-#pragma unroll
-              for (int e = 0; e < kVec; ++e) acc[e] += a[e];
+              add_vec<T>(acc, more[u]);
             }
           }
           const float scale = __int_as_float((127 - R.shift) << 23);  // 1 / c, exact
@@ -595,13 +606,11 @@ __global__ void __launch_bounds__(kThreads, 3)
         uint4 craw[kC], fraw[kOneCell];
 #pragma unroll
         for (int k = 0; k < kC; ++k) {
-          craw[k] = cs[k] >= 0 ? __ldg(reinterpret_cast<const uint4*>(rows_h + (int64_t{cs[k]} * rows.seq_stride + col)))
-                               : make_uint4(0u, 0u, 0u, 0u);
+          craw[k] = load_or_zero(cs[k] >= 0, rows_h + (int64_t{cs[k]} * rows.seq_stride + col));
         }
 #pragma unroll
         for (int i = 0; i < kOneCell; ++i) {
-          fraw[i] = fs[i] >= 0 ? __ldg(reinterpret_cast<const uint4*>(rows_h + (int64_t{fs[i]} * rows.seq_stride + col)))
-                               : make_uint4(0u, 0u, 0u, 0u);
+          fraw[i] = load_or_zero(fs[i] >= 0, rows_h + (int64_t{fs[i]} * rows.seq_stride + col));
         }
         // coarse(u): levels 1 .. L-1 in order, from +0.
         float coarse[kVec];
@@ -624,12 +633,7 @@ __global__ void __launch_bounds__(kThreads, 3)
           float fine[kVec];
 #pragma unroll
           for (int e = 0; e < kVec; ++e) fine[e] = 0.0f;
-          if (fs[i] >= 0) {
-            float a[kVec];
-            unpack(fraw[i], a, static_cast<const T*>(nullptr));
-#pragma unroll
-            for (int e = 0; e < kVec; ++e) fine[e] += a[e];
-          }
+          if (fs[i] >= 0) add_vec<T>(fine, fraw[i]);
           float o[kVec];
 #pragma unroll
           for (int e = 0; e < kVec; ++e) o[e] = fine[e] + coarse[e];
@@ -715,9 +719,7 @@ __global__ void __launch_bounds__(kThreads, 3)
           uint4 raw[kC];
 #pragma unroll
           for (int k = 0; k < kC; ++k) {
-            raw[k] = cs[h][k] >= 0
-                         ? __ldg(reinterpret_cast<const uint4*>(rows_x + (h * head_step + cs[h][k] * row_step + col)))
-                         : make_uint4(0u, 0u, 0u, 0u);
+            raw[k] = load_or_zero(cs[h][k] >= 0, rows_x + (h * head_step + cs[h][k] * row_step + col));
           }
 #pragma unroll
           for (int k = 0; k < kC; ++k) {
@@ -746,19 +748,14 @@ __global__ void __launch_bounds__(kThreads, 3)
             uint4 fr[kG];
 #pragma unroll
             for (int h = 0; h < kG; ++h) {
-              fr[h] = sl[h] >= 0 ? __ldg(reinterpret_cast<const uint4*>(rows_x + (h * head_step + sl[h] * row_step + col)))
-                                 : make_uint4(0u, 0u, 0u, 0u);
+              fr[h] = load_or_zero(sl[h] >= 0, rows_x + (h * head_step + sl[h] * row_step + col));
             }
             float fine[kVec];
 #pragma unroll
             for (int e = 0; e < kVec; ++e) fine[e] = 0.0f;
 #pragma unroll
             for (int h = 0; h < kG; ++h) {
-              if (sl[h] < 0) continue;
-              float a[kVec];
-              unpack(fr[h], a, static_cast<const T*>(nullptr));
-#pragma unroll
-              for (int e = 0; e < kVec; ++e) fine[e] += a[e];
+              if (sl[h] >= 0) add_vec<T>(fine, fr[h]);
             }
 #pragma unroll
             for (int e = 0; e < kVec; ++e) o[e] = fine[e] + coarse[e];
@@ -854,7 +851,7 @@ __global__ void __launch_bounds__(kThreads, 3)
               const T* row = !in || t >= end ? nullptr
                              : (!kSpill || t < N) ? src + int64_t{t} * dout.seq_stride + col
                                                   : spill_src + int64_t{t - N} * spill.seq_stride + col;
-              raw[u] = row != nullptr ? __ldg(reinterpret_cast<const uint4*>(row)) : make_uint4(0u, 0u, 0u, 0u);
+              raw[u] = load_or_zero(row != nullptr, row);
               fine_slot[u] = in && t < N_pad ? __ldg(inv_bh + t) : -1;
             }
 #pragma unroll
@@ -891,6 +888,17 @@ __global__ void __launch_bounds__(kThreads, 3)
   }
 }
 
+// A launch choice forced from the environment, for tests and measurements:
+// -1 where `name` is unset, 1 for `one`, 0 for `zero`; anything else is an
+// error naming both.
+inline int env_switch(const char* name, const char* one, const char* zero) {
+  const char* env = std::getenv(name);
+  if (env == nullptr) return -1;
+  if (std::string(env) == one) return 1;
+  if (std::string(env) == zero) return 0;
+  throw std::runtime_error(std::string(name) + "='" + env + "': expected " + one + " or " + zero);
+}
+
 // The scatter backward's kernel. The slot gather reads, per tile, the
 // tile's tokens once for the coarsest level plus 128 p c_l tokens for each
 // finer level l < L-1; the window kernel reads them once, but writes its
@@ -904,13 +912,7 @@ __global__ void __launch_bounds__(kThreads, 3)
 // LIGHTHOUSE_SCATTER_BACKWARD=window|slot forces one (read once; for
 // measurements and tests).
 inline bool scatter_backward_by_window(const Geometry& g) {
-  static const int forced = [] {
-    const char* env = std::getenv("LIGHTHOUSE_SCATTER_BACKWARD");
-    if (env == nullptr) return -1;
-    if (std::string(env) == "window") return 1;
-    if (std::string(env) == "slot") return 0;
-    throw std::runtime_error(std::string("LIGHTHOUSE_SCATTER_BACKWARD='") + env + "': expected window or slot");
-  }();
+  static const int forced = env_switch("LIGHTHOUSE_SCATTER_BACKWARD", "window", "slot");
   if (g.L > kWindowLevels) return false;
   if (forced >= 0) return forced == 1;
   int64_t finer = 0;  // tokens the finer levels' entries of one tile span
@@ -954,12 +956,7 @@ void launch_window_scatter_backward(const ScatterBackwardParams& p, cudaStream_t
 // (slot_gather_pair_kernel or slot_gather_kernel; read once; for
 // measurements and tests).
 inline bool slot_gather_pairs() {
-  static const bool pairs = [] {
-    const char* env = std::getenv("LIGHTHOUSE_SLOT_GATHER");
-    if (env == nullptr || std::string(env) == "pair") return true;
-    if (std::string(env) == "row") return false;
-    throw std::runtime_error(std::string("LIGHTHOUSE_SLOT_GATHER='") + env + "': expected pair or row");
-  }();
+  static const bool pairs = env_switch("LIGHTHOUSE_SLOT_GATHER", "pair", "row") != 0;
   return pairs;
 }
 
@@ -984,11 +981,10 @@ void launch_slot_gather(const Geometry& g, const SlotJobs& jobs, const int32_t* 
     bool narrow = true;  // the pair kernel's row offsets are 32-bit
     for (int i = 0; i < jobs.count; ++i) narrow = narrow && jobs.job[i].x.seq_stride < (int64_t{1} << 28);
     if (slot_gather_pairs() && narrow) {
-      const dim3 pgrid(grid_blocks(g.S, kThreads / lay.lanes * kRowsPerGroup), grid_y(jobs.count * g.B * g.H));
       if (g.pool_first() == g.L - 2) {
-        slot_gather_pair_kernel<T, true><<<pgrid, kThreads, 0, stream>>>(g, jobs, entries, lay);
+        slot_gather_pair_kernel<T, true><<<grid, kThreads, 0, stream>>>(g, jobs, entries, lay);
       } else {
-        slot_gather_pair_kernel<T, false><<<pgrid, kThreads, 0, stream>>>(g, jobs, entries, lay);
+        slot_gather_pair_kernel<T, false><<<grid, kThreads, 0, stream>>>(g, jobs, entries, lay);
       }
       LH_CHECK_LAUNCH();
       return;
