@@ -13,9 +13,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 LH=${LH:-build-gpu/lighthouse}
 variants=("$@")
 # The defaults: what runs without the variable (one head a group: the kernel
-# by heads, 8 tasks a lane group; several: cells=4 with cooperative slot
-# loads), then the cells-mapped kernel for every group (cooperative loads
-# throughout), then fewer tasks.
+# by heads, 8 tasks a lane group; two or four at p = 4, L <= 4: the GQA
+# kernel; other groups: cells=4 with cooperative slot loads), then the
+# cells-mapped kernel for every group (cooperative loads throughout), then
+# fewer tasks.
 [[ ${#variants[@]} == 0 ]] && variants=("LIGHTHOUSE_TOKEN_GATHER=cells=4,coop=1,heads=1,tasks=8"
                                         "LIGHTHOUSE_TOKEN_GATHER=cells=4,coop=1,heads=0,tasks=8"
                                         "LIGHTHOUSE_TOKEN_GATHER=cells=4,coop=1,heads=1,tasks=4")
