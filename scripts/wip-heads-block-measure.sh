@@ -29,8 +29,8 @@ done
 for v in "$b256" "$b128" "$b256" "$b128"; do
   tag=block${v#*block=}; n=1; while [ -e "$OUT/grid-$tag-$n.json" ]; do n=$((n+1)); done
   echo "== grid $v ($tag-$n)"
-  env "$v" build-gpu/lighthouse bench op --stages --no-dense --json "$OUT/grid-$tag-$n.json" > "$OUT/grid-$tag-$n.txt" 2>&1
-  grep -E "^ +[0-9]+ +[0-9]+ +[0-9]+ \|" "$OUT/grid-$tag-$n.txt"
+  env "$v" build-gpu/lighthouse bench op --stages --no-dense --json "$OUT/grid-$tag-$n.json" > "/tmp/grid-$tag-$n.txt" 2>&1
+  grep -E "^ +[0-9]+ +[0-9]+ +[0-9]+ \|" "/tmp/grid-$tag-$n.txt"
 done
 echo "== ncu (N = 200,000, dq gather backward)"
 for v in "$b256" "$b128"; do
