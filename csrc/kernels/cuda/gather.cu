@@ -543,14 +543,21 @@ __global__ void __launch_bounds__(kThreads, 4)
 //    rows, and all of a cell's rows (coarse and fine) together: about one
 //    memory round trip a cell instead of four;
 //  - launch bounds (256, 3): up to 85 registers, no spills (with (256, 4)
-//    it spilled 44 bytes and ran 10-15% slower).
+//    it spilled 44 bytes and ran 10-15% slower);
+//  - blocks of 128 threads (block=128, the default): it uses 72 registers,
+//    so an SM holds 28 of its warps in 7 blocks of 128 but only 24 in 3 of
+//    256. Measured on an H200 (2026-12-02, fourth session; ncu on N=200,000
+//    dq: achieved occupancy 35% -> 41%, 200 -> 180 us): dq 0.18 -> 0.16 ms
+//    at N=200,000, 0.48 -> 0.42 ms on the GQA shape; 64-thread blocks
+//    (launch bounds (64, 16): 64 registers, 44 bytes spilled) were no faster
+//    than 256.
 // Up to kOneLevels - 1 coarse levels and cells of up to kOneCell tokens
 // (L <= 4, p <= 4); else, and under context parallelism (spill rows),
 // token_gather_kernel runs.
 constexpr int kOneLevels = 4;
 constexpr int kOneCell = 4;
 
-template <typename T, bool kShifted, bool kScaled, int kBlock = kThreads, int kMinBlocks = 3>
+template <typename T, bool kShifted, bool kScaled, int kBlock, int kMinBlocks>
 __global__ void __launch_bounds__(kBlock, kMinBlocks)
     token_gather_heads_kernel(Geometry g, SubTensor rows, TokenTensor out, const int32_t* __restrict__ inv,
                               RowLayout lay) {
@@ -1020,14 +1027,14 @@ void launch_slot_gather(const Geometry& g, const SlotJobs& jobs, const int32_t* 
 // slower. The same head-major mapping in token_gather_kernel (several heads a
 // group: dk, dv under GQA) measured 0.374 ms against 0.360, so that kernel
 // keeps its mapping.
-// LIGHTHOUSE_TOKEN_GATHER="cells=R,coop=0|1[,heads=0|1,tasks=R]" overrides
+// LIGHTHOUSE_TOKEN_GATHER="cells=R,coop=0|1[,heads=0|1,tasks=R[,block=128|256]]" overrides
 // these choices for tuning runs (scripts/tune-token-gather.sh; read once).
 struct TokenTuning {
   int cells = 4;
   int coop = -1;  // -1: when a group has several heads
   int heads = 1;
   int tasks = 8;
-  int block = kThreads;  // threads a block of token_gather_heads_kernel
+  int block = 128;  // threads a block of token_gather_heads_kernel (128 or 256)
 };
 
 inline TokenTuning token_tuning() {
@@ -1039,9 +1046,9 @@ inline TokenTuning token_tuning() {
     char tail = 0;
     const int got = std::sscanf(env, "cells=%d,coop=%d,heads=%d,tasks=%d,block=%d%c", &c, &f, &h, &k, &blk, &tail);
     if ((got != 2 && got != 4 && got != 5) || c < 1 || (f != 0 && f != 1) || (h != 0 && h != 1) || k < 1 ||
-        (blk != 256 && blk != 128 && blk != 64)) {
+        (blk != 256 && blk != 128)) {
       throw std::runtime_error(std::string("LIGHTHOUSE_TOKEN_GATHER='") + env +
-                               "': expected cells=R,coop=0|1[,heads=0|1,tasks=R[,block=256|128|64]] with R >= 1");
+                               "': expected cells=R,coop=0|1[,heads=0|1,tasks=R[,block=128|256]] with R >= 1");
     }
     r.block = blk;
     r.cells = c;
@@ -1076,10 +1083,8 @@ void launch_token_gather(const Geometry& g, const SubTensor& rows, const TokenTe
     }
     if (tune.block == 128) {
       token_gather_heads_kernel<T, kShifted, kScaled, 128, 6><<<grid, 128, 0, stream>>>(g, rows, out, inv, lay);
-    } else if (tune.block == 64) {
-      token_gather_heads_kernel<T, kShifted, kScaled, 64, 16><<<grid, 64, 0, stream>>>(g, rows, out, inv, lay);
     } else {
-      token_gather_heads_kernel<T, kShifted, kScaled><<<grid, kThreads, 0, stream>>>(g, rows, out, inv, lay);
+      token_gather_heads_kernel<T, kShifted, kScaled, 256, 3><<<grid, 256, 0, stream>>>(g, rows, out, inv, lay);
     }
     LH_CHECK_LAUNCH();
     return;
