@@ -3,8 +3,9 @@ through scripts/gpu-check.sh; skipped as a whole where CUDA is absent.
 
 - CUDA vs the CPU twins: identical entries; the stages (gather, scatter and
   their backward) bit for bit, with the default kernels and with the ones
-  they pass over (LIGHTHOUSE_SLOT_GATHER=row, LIGHTHOUSE_TOKEN_GATHER=...,heads=0); outputs within the bf16 rule (<= 2x the error of
-  stock bf16 ops on the same gathered sub-sequence, against fp64, plus noise),
+  they pass over (LIGHTHOUSE_SLOT_GATHER=row, LIGHTHOUSE_TOKEN_GATHER=...,heads=0
+  or block=256); outputs within the bf16 rule (<= 2x the error of stock bf16
+  ops on the same gathered sub-sequence, against fp64, plus noise),
   gradients within 3x.
 - Determinism: forward and backward 50 times, bit for bit.
 - The SDPA backend that runs is the one asked for (profiler kernel names);
@@ -146,10 +147,12 @@ def test_stages_bit_identical_to_cpu_twin(cfg):
 
 # The kernels the default launch choices pass over (read once a process from
 # these variables, so each runs in a child process): slot_gather_kernel for
-# the gather forward, token_gather_kernel for every token gather.
+# the gather forward, token_gather_kernel for every token gather,
+# token_gather_heads_kernel in blocks of 256 threads.
 _FALLBACKS = {
     "slot-row": {"LIGHTHOUSE_SLOT_GATHER": "row"},
     "token-heads0": {"LIGHTHOUSE_TOKEN_GATHER": "cells=4,coop=1,heads=0,tasks=8"},
+    "token-block256": {"LIGHTHOUSE_TOKEN_GATHER": "cells=4,coop=1,heads=1,tasks=8,block=256"},
 }
 
 

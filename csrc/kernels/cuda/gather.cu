@@ -543,21 +543,28 @@ __global__ void __launch_bounds__(kThreads, 4)
 //    rows, and all of a cell's rows (coarse and fine) together: about one
 //    memory round trip a cell instead of four;
 //  - launch bounds (256, 3): up to 85 registers, no spills (with (256, 4)
-//    it spilled 44 bytes and ran 10-15% slower).
+//    it spilled 44 bytes and ran 10-15% slower);
+//  - blocks of 128 threads (block=128, the default): it uses 72 registers,
+//    so an SM holds 28 of its warps in 7 blocks of 128 but only 24 in 3 of
+//    256. Measured on an H200 (2026-12-02, fourth session; ncu on N=200,000
+//    dq: achieved occupancy 35% -> 41%, 200 -> 180 us): dq 0.18 -> 0.16 ms
+//    at N=200,000, 0.48 -> 0.42 ms on the GQA shape; 64-thread blocks
+//    (launch bounds (64, 16): 64 registers, 44 bytes spilled) were no faster
+//    than 256.
 // Up to kOneLevels - 1 coarse levels and cells of up to kOneCell tokens
 // (L <= 4, p <= 4); else, and under context parallelism (spill rows),
 // token_gather_kernel runs.
 constexpr int kOneLevels = 4;
 constexpr int kOneCell = 4;
 
-template <typename T, bool kShifted, bool kScaled>
-__global__ void __launch_bounds__(kThreads, 3)
+template <typename T, bool kShifted, bool kScaled, int kBlock, int kMinBlocks>
+__global__ void __launch_bounds__(kBlock, kMinBlocks)
     token_gather_heads_kernel(Geometry g, SubTensor rows, TokenTensor out, const int32_t* __restrict__ inv,
                               RowLayout lay) {
   constexpr int kVec = Vec<T>::kElems;
   constexpr int kC = kOneLevels - 1;
   const int lane = threadIdx.x % lay.lanes;
-  const int groups = kThreads / lay.lanes;
+  const int groups = kBlock / lay.lanes;
   const int H = static_cast<int>(g.H);
   const int N = static_cast<int>(g.N);
   const int C = g.L - 1;  // coarse levels
@@ -1020,13 +1027,14 @@ void launch_slot_gather(const Geometry& g, const SlotJobs& jobs, const int32_t* 
 // slower. The same head-major mapping in token_gather_kernel (several heads a
 // group: dk, dv under GQA) measured 0.374 ms against 0.360, so that kernel
 // keeps its mapping.
-// LIGHTHOUSE_TOKEN_GATHER="cells=R,coop=0|1[,heads=0|1,tasks=R]" overrides
+// LIGHTHOUSE_TOKEN_GATHER="cells=R,coop=0|1[,heads=0|1,tasks=R[,block=128|256]]" overrides
 // these choices for tuning runs (scripts/tune-token-gather.sh; read once).
 struct TokenTuning {
   int cells = 4;
   int coop = -1;  // -1: when a group has several heads
   int heads = 1;
   int tasks = 8;
+  int block = 128;  // threads a block of token_gather_heads_kernel (128 or 256)
 };
 
 inline TokenTuning token_tuning() {
@@ -1034,13 +1042,15 @@ inline TokenTuning token_tuning() {
     TokenTuning r;
     const char* env = std::getenv("LIGHTHOUSE_TOKEN_GATHER");
     if (env == nullptr) return r;
-    int c = 0, f = 0, h = 1, k = r.tasks;
+    int c = 0, f = 0, h = 1, k = r.tasks, blk = r.block;
     char tail = 0;
-    const int got = std::sscanf(env, "cells=%d,coop=%d,heads=%d,tasks=%d%c", &c, &f, &h, &k, &tail);
-    if ((got != 2 && got != 4) || c < 1 || (f != 0 && f != 1) || (h != 0 && h != 1) || k < 1) {
+    const int got = std::sscanf(env, "cells=%d,coop=%d,heads=%d,tasks=%d,block=%d%c", &c, &f, &h, &k, &blk, &tail);
+    if ((got != 2 && got != 4 && got != 5) || c < 1 || (f != 0 && f != 1) || (h != 0 && h != 1) || k < 1 ||
+        (blk != 256 && blk != 128)) {
       throw std::runtime_error(std::string("LIGHTHOUSE_TOKEN_GATHER='") + env +
-                               "': expected cells=R,coop=0|1[,heads=0|1,tasks=R] with R >= 1");
+                               "': expected cells=R,coop=0|1[,heads=0|1,tasks=R[,block=128|256]] with R >= 1");
     }
+    r.block = blk;
     r.cells = c;
     r.coop = f;
     r.heads = h;
@@ -1064,14 +1074,18 @@ void launch_token_gather(const Geometry& g, const SubTensor& rows, const TokenTe
   const TokenTuning tune = token_tuning();
   if (spill.ptr == nullptr && group == 1 && tune.heads == 1 && g.L <= kOneLevels && g.p() <= kOneCell) {
     const int64_t tasks = cells * g.H;
-    const int64_t per_block = kThreads / lay.lanes * tune.tasks;
+    const int64_t per_block = tune.block / lay.lanes * tune.tasks;
     const dim3 grid(grid_blocks(tasks, per_block), grid_y(g.B));
     // task + one grid stride must fit 32 bits too (the next task's slots).
-    if (tasks + int64_t{grid.x} * (kThreads / lay.lanes) >= (int64_t{1} << 31)) {
+    if (tasks + int64_t{grid.x} * (tune.block / lay.lanes) >= (int64_t{1} << 31)) {
       throw std::runtime_error("lighthouse CUDA token gather: N=" + std::to_string(g.N) + ", H=" +
                                std::to_string(g.H) + " give more (cell, head) tasks than the kernel's 32-bit index");
     }
-    token_gather_heads_kernel<T, kShifted, kScaled><<<grid, kThreads, 0, stream>>>(g, rows, out, inv, lay);
+    if (tune.block == 128) {
+      token_gather_heads_kernel<T, kShifted, kScaled, 128, 6><<<grid, 128, 0, stream>>>(g, rows, out, inv, lay);
+    } else {
+      token_gather_heads_kernel<T, kShifted, kScaled, 256, 3><<<grid, 256, 0, stream>>>(g, rows, out, inv, lay);
+    }
     LH_CHECK_LAUNCH();
     return;
   }
