@@ -30,6 +30,7 @@
 
 #include "common.cuh"
 #include "kernels_cuda.h"
+#include "launch_choices.h"
 
 namespace lighthouse {
 namespace cuda {
@@ -1029,32 +1030,15 @@ void launch_slot_gather(const Geometry& g, const SlotJobs& jobs, const int32_t* 
 // keeps its mapping.
 // LIGHTHOUSE_TOKEN_GATHER="cells=R,coop=0|1[,heads=0|1,tasks=R[,block=128|256]]" overrides
 // these choices for tuning runs (scripts/tune-token-gather.sh; read once).
-struct TokenTuning {
-  int cells = 4;
-  int coop = -1;  // -1: when a group has several heads
-  int heads = 1;
-  int tasks = 8;
-  int block = 128;  // threads a block of token_gather_heads_kernel (128 or 256)
-};
-
+// (TokenTuning and its parser: launch_choices.h.)
 inline TokenTuning token_tuning() {
   static const TokenTuning t = [] {
     TokenTuning r;
     const char* env = std::getenv("LIGHTHOUSE_TOKEN_GATHER");
-    if (env == nullptr) return r;
-    int c = 0, f = 0, h = 1, k = r.tasks, blk = r.block;
-    char tail = 0;
-    const int got = std::sscanf(env, "cells=%d,coop=%d,heads=%d,tasks=%d,block=%d%c", &c, &f, &h, &k, &blk, &tail);
-    if ((got != 2 && got != 4 && got != 5) || c < 1 || (f != 0 && f != 1) || (h != 0 && h != 1) || k < 1 ||
-        (blk != 256 && blk != 128)) {
+    if (env != nullptr && !parse_token_tuning(env, r)) {
       throw std::runtime_error(std::string("LIGHTHOUSE_TOKEN_GATHER='") + env +
                                "': expected cells=R,coop=0|1[,heads=0|1,tasks=R[,block=128|256]] with R >= 1");
     }
-    r.block = blk;
-    r.cells = c;
-    r.coop = f;
-    r.heads = h;
-    r.tasks = k;
     return r;
   }();
   return t;
