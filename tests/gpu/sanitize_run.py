@@ -20,6 +20,8 @@ def main() -> int:
         # The smallest and largest row layouts: 4 and 32 lanes a row.
         (torch.bfloat16, (1, 4096 + 5, 2, 2, 32, 3, 4, 256)),
         (torch.float16, (1, 1024 + 3, 2, 1, 256, 2, 4, 128)),
+        # Four heads a group with p = 4 and L = 4: token_gather_gqa_kernel<4>.
+        (torch.bfloat16, (1, 8192 + 5, 4, 1, 64, 4, 4, 128)),
     ]:
         q = torch.randn(B, N, H, d, device="cuda", dtype=dtype, requires_grad=True)
         kk = torch.randn(B, N, Hkv, d, device="cuda", dtype=dtype, requires_grad=True)
