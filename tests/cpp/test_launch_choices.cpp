@@ -5,38 +5,33 @@
 // missing field) is refused with the choices left as they were.
 #include <gtest/gtest.h>
 
+#include <array>
+
 #include "kernels/cuda/launch_choices.h"
 
 namespace lighthouse {
 namespace cuda {
 namespace {
 
+// The five choices in declaration order, to compare whole.
+std::array<int, 5> choices(const TokenTuning& r) { return {r.cells, r.coop, r.heads, r.tasks, r.block}; }
+
 TEST(TokenTuningParse, AcceptsEachFormAndKeepsTheUnnamedChoices) {
-  TokenTuning r;
-  ASSERT_TRUE(parse_token_tuning("cells=16,coop=0", r));
-  EXPECT_EQ(r.cells, 16);
-  EXPECT_EQ(r.coop, 0);
-  EXPECT_EQ(r.heads, TokenTuning{}.heads);
-  EXPECT_EQ(r.tasks, TokenTuning{}.tasks);
-  EXPECT_EQ(r.block, TokenTuning{}.block);
-
-  TokenTuning s;
-  ASSERT_TRUE(parse_token_tuning("cells=4,coop=1,heads=0,tasks=3", s));
-  EXPECT_EQ(s.cells, 4);
-  EXPECT_EQ(s.coop, 1);
-  EXPECT_EQ(s.heads, 0);
-  EXPECT_EQ(s.tasks, 3);
-  EXPECT_EQ(s.block, TokenTuning{}.block);
-
-  TokenTuning t;
-  ASSERT_TRUE(parse_token_tuning("cells=2,coop=0,heads=1,tasks=16,block=256", t));
-  EXPECT_EQ(t.cells, 2);
-  EXPECT_EQ(t.coop, 0);
-  EXPECT_EQ(t.heads, 1);
-  EXPECT_EQ(t.tasks, 16);
-  EXPECT_EQ(t.block, 256);
-  ASSERT_TRUE(parse_token_tuning("cells=2,coop=0,heads=1,tasks=16,block=128", t));
-  EXPECT_EQ(t.block, 128);
+  const TokenTuning d;  // the defaults
+  const struct {
+    const char* text;
+    std::array<int, 5> want;  // cells, coop, heads, tasks, block
+  } cases[] = {
+      {"cells=16,coop=0", {16, 0, d.heads, d.tasks, d.block}},
+      {"cells=4,coop=1,heads=0,tasks=3", {4, 1, 0, 3, d.block}},
+      {"cells=2,coop=0,heads=1,tasks=16,block=256", {2, 0, 1, 16, 256}},
+      {"cells=2,coop=0,heads=1,tasks=16,block=128", {2, 0, 1, 16, 128}},
+  };
+  for (const auto& c : cases) {
+    TokenTuning r;
+    ASSERT_TRUE(parse_token_tuning(c.text, r)) << "'" << c.text << "'";
+    EXPECT_EQ(choices(r), c.want) << "'" << c.text << "'";
+  }
 }
 
 TEST(TokenTuningParse, RefusesAnythingElseAndLeavesTheChoices) {
